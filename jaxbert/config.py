@@ -1,0 +1,87 @@
+"""The config tree every run starts from: the crammed-BERT recipe for one GPU and one day.
+
+configs/*.py return this tree with their own overrides; `python run.py --config=FILE
+--config.KEY=VALUE` overrides single fields, and an unknown key is an error. Each field's comment
+says what it does.
+"""
+
+import jax
+import ml_collections
+
+
+def default() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0  # seeds init, data order, masking and dropout; everything random derives from it
+  c.budget_hours = 24.0  # wall-clock budget; compile and checkpoint time count, data preparation does not
+
+  c.model = m = ml_collections.ConfigDict()
+  m.arch = "crammed"  # "crammed" (pre-LN, no biases, GELU-GLU, sparse head) or "original" (BERT-base style)
+  m.vocab_size = 32768  # WordPiece vocabulary trained on the corpus (2^15, as in the recipe)
+  m.num_layers = 16  # transformer blocks
+  m.hidden_size = 768  # model width
+  m.num_heads = 12  # attention heads (head dim = hidden_size / num_heads)
+  m.ffn_size = 3072  # crammed: GLU input width, split into two halves; original: FFN width
+  m.max_len = 128  # longest sequence the position encoding covers; >= data.seq_len
+  m.dropout = 0.0  # off for pretraining (the recipe); fine-tuning turns it on
+  m.dtype = "auto"  # compute dtype: "auto" = bfloat16 on GPU/TPU, float32 on CPU; params stay float32
+  m.attention = "auto"  # jax.nn.dot_product_attention implementation: "auto", "xla" or "cudnn"
+
+  c.data = d = ml_collections.ConfigDict()
+  d.sources = "embedded"  # where documents come from; "embedded" is the corpus shipped in the package
+  d.seq_len = 128  # tokens per packed row
+  d.lowercase = True  # tokenizer lowercases and strips accents
+  d.remove_stopwords = False  # drop English stopwords before tokenizing (hurts MLM; for measurement)
+  d.remove_punctuation = False  # drop punctuation before tokenizing (hurts MLM; for measurement)
+  d.max_token_char_ratio = 0.25  # drop documents with more tokens than this × characters (junk filter)
+  d.max_documents = 0  # use only the first N documents of each split (0 = all); for quick tests
+  d.mask_rate = 0.25  # fraction of each row predicted: exactly round(rate × seq_len) positions
+  d.cache_dir = ""  # where token stores live; "" = $JAXBERT_CACHE or ~/.cache/jaxbert
+
+  c.optim = o = ml_collections.ConfigDict()
+  o.name = "adamw"  # "adamw", "adam" or "sgd" (Nesterov momentum)
+  o.schedule = "budget_triangle"  # budget_triangle, one_cycle, cosine, linear, wsd or constant
+  o.peak_lr = 1e-3  # learning rate at the schedule's peak
+  o.warmup = 0.06  # warmup as a fraction of progress (cosine, linear, wsd, constant)
+  o.decay = 0.2  # wsd: final fraction of progress spent decaying to zero
+  o.b1 = 0.9  # Adam beta1
+  o.b2 = 0.98  # Adam beta2
+  o.eps = 1e-12  # Adam epsilon
+  o.weight_decay = 0.01  # decoupled decay on matrices; none on biases, norms and scalars
+  o.momentum = 0.9  # sgd momentum
+  o.nesterov = True  # sgd: Nesterov momentum
+  o.clip_norm = 0.5  # global gradient-norm clipping (0 = off)
+
+  c.train = t = ml_collections.ConfigDict()
+  t.micro_batch = 256  # rows per forward/backward pass; must divide batch_size
+  t.batch_size = 8192  # rows per optimizer step once the ramp is done (by gradient accumulation)
+  t.ramp_until = 0.6  # progress at which the batch reaches batch_size, growing linearly from one micro-batch
+  t.ramp_levels = 8  # distinct batch sizes on the ramp: each is one compiled step
+  t.max_steps = 0  # > 0: stop after this many steps and key schedules to step / max_steps
+  t.log_every = 100  # steps between progress lines and metrics.jsonl train records
+  t.checkpoint_minutes = 30.0  # wall-clock minutes between checkpoints (and one at the end)
+  t.checkpoint_steps = 0  # > 0: also checkpoint every this many steps
+  t.keep = 3  # checkpoints kept in the workdir
+  t.loader_threads = 4  # host threads reading and masking rows
+
+  c.eval = e = ml_collections.ConfigDict()
+  e.batch_size = 256  # rows per held-out evaluation batch
+  e.max_rows = 0  # evaluate on at most this many held-out rows (0 = all)
+  e.seed = 1  # masks of the held-out rows; fixed so every evaluation sees the same positions
+  return c
+
+
+def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Checks the config and fills in what depends on the machine ("auto" dtype)."""
+  config = ml_collections.ConfigDict(config.to_dict())  # a copy we may edit
+  if not config.budget_hours > 0:
+    raise ValueError(f"budget_hours={config.budget_hours} must be > 0")
+  if config.model.dtype == "auto":
+    config.model.dtype = "float32" if jax.default_backend() == "cpu" else "bfloat16"
+  t = config.train
+  if t.batch_size % t.micro_batch:
+    raise ValueError(f"train.batch_size={t.batch_size} is not a multiple of "
+                     f"train.micro_batch={t.micro_batch}")
+  if config.data.seq_len > config.model.max_len:
+    raise ValueError(f"data.seq_len={config.data.seq_len} exceeds model.max_len="
+                     f"{config.model.max_len}")
+  return config

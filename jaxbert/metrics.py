@@ -1,0 +1,35 @@
+"""WORKDIR/metrics.jsonl: one JSON object per line, the public record of a run.
+
+Every line has "kind" ("start", "train", "eval") and "step". A resumed run first drops the lines
+past its checkpoint step, so the file never holds two records of one step from different histories.
+"""
+
+import json
+import os
+
+
+def _path(workdir: str) -> str:
+  return os.path.join(workdir, "metrics.jsonl")
+
+
+def write(workdir: str, record: dict):
+  with open(_path(workdir), "a") as f:
+    f.write(json.dumps(record) + "\n")
+
+
+def read(workdir: str) -> list[dict]:
+  if not os.path.exists(_path(workdir)):
+    return []
+  with open(_path(workdir)) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def drop_after(workdir: str, step: int):
+  """Removes records of steps after `step` (written before a crash, about to be redone)."""
+  records = read(workdir)
+  kept = [r for r in records if r["step"] <= step]
+  if len(kept) == len(records):
+    return
+  with open(_path(workdir) + ".tmp", "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in kept)
+  os.replace(_path(workdir) + ".tmp", _path(workdir))

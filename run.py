@@ -1,0 +1,42 @@
+"""jaxbert's command line: flags only; the work happens in jaxbert.train and jaxbert.evaluate.
+
+  python run.py --config=configs/quick.py --workdir=workdirs/quick     # cram (resumes if stopped)
+  python run.py --mode=evaluate --workdir=workdirs/quick [--step=N]    # held-out MLM of a checkpoint
+"""
+
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+config_flags.DEFINE_config_file("config", None, "Python config file (configs/*.py).",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "Run directory: config, metrics, checkpoints. "
+                    "Default: workdirs/<config file name>.")
+flags.DEFINE_enum("mode", "train", ["train", "evaluate"], "train (or resume), or evaluate a "
+                  "checkpoint of --workdir on the held-out rows.")
+flags.DEFINE_integer("step", None, "evaluate: the checkpoint step (default: the latest).")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  from jaxbert import evaluate, train  # after flag parsing, so --help stays fast
+  workdir = FLAGS.workdir
+  if FLAGS.mode == "evaluate":
+    if workdir is None:
+      raise app.UsageError("--mode=evaluate needs --workdir")
+    evaluate.evaluate_checkpoint(workdir, FLAGS.step)
+    return
+  if FLAGS.config is None:
+    raise app.UsageError("--config=FILE is required to train (see configs/)")
+  if workdir is None:
+    workdir = os.path.join("workdirs", os.path.splitext(os.path.basename(
+        flags.FLAGS["config"].config_filename))[0])
+  train.train_and_evaluate(FLAGS.config, workdir)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,25 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cache_dir(tmp_path_factory):
+  """One token-store cache for the whole session (subprocesses inherit it), never ~/.cache."""
+  path = str(tmp_path_factory.mktemp("cache"))
+  os.environ["JAXBERT_CACHE"] = path
+  return path
+
+
+def run_py(*args, timeout=300, check=True):
+  """Runs `python run.py ARGS` from the repository root; returns the CompletedProcess."""
+  proc = subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, capture_output=True,
+                        text=True, timeout=timeout)
+  if check and proc.returncode != 0:
+    raise AssertionError(f"run.py {' '.join(args)} failed ({proc.returncode}):\n"
+                         f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+  return proc

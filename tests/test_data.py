@@ -1,0 +1,230 @@
+import collections
+import itertools
+import os
+import random
+
+import nltk
+import numpy as np
+import pytest
+
+from jaxbert.data import TokenStore, corpus, default_config, prepare, store, text, tokenizer
+from jaxbert.data.tokenizer import CLS_ID, MASK_ID, PAD_ID, SEP_ID, UNK_ID
+
+SMALL_DOCS = 24  # per split: a few documents of each source, builds in ~1 s
+SMALL_VOCAB = 1000
+
+
+def small_config(cache, **overrides):
+  cfg = default_config()
+  cfg.cache_dir = str(cache)
+  cfg.max_documents = SMALL_DOCS
+  cfg.max_token_char_ratio = 0.5  # a 1000-piece vocab splits words finely
+  cfg.update(overrides)
+  return cfg
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+  return tmp_path_factory.mktemp("jaxbert-cache")
+
+
+@pytest.fixture(scope="module")
+def small(cache):
+  return prepare(small_config(cache), SMALL_VOCAB)
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch, cache):
+  monkeypatch.setenv("JAXBERT_CACHE", str(cache))  # never touch the user's cache
+
+  def refuse(*a, **k):  # everything must come from installed packages
+    raise AssertionError("nltk.download called")
+  monkeypatch.setattr(nltk, "download", refuse)
+
+
+# --- NLTK, offline ---------------------------------------------------------
+
+def test_punkt_offline(cache):
+  root = text.ensure_punkt(str(cache))
+  d = os.path.join(root, "tokenizers", "punkt_tab", "english")
+  for name in text.PUNKT_FILES:
+    assert os.path.isfile(os.path.join(d, name)) and not os.path.islink(os.path.join(d, name))
+  mtimes = [os.stat(os.path.join(d, n)).st_mtime_ns for n in text.PUNKT_FILES]
+  assert text.ensure_punkt(str(cache)) == root  # idempotent: nothing rewritten
+  assert mtimes == [os.stat(os.path.join(d, n)).st_mtime_ns for n in text.PUNKT_FILES]
+  assert not [n for n in os.listdir(os.path.dirname(d)) if ".tmp" in n]
+
+  s = "Mr. Smith went to Washington. He arrived at 5 p.m. today."
+  assert nltk.sent_tokenize(s) == ["Mr. Smith went to Washington.",
+                                   "He arrived at 5 p.m. today."]
+
+
+def test_punkt_matches_source_package(cache):
+  import punkt
+
+  text.ensure_punkt(str(cache))
+  reference = punkt.PunktSentenceTokenizer(punkt.load_model("english"))
+  for doc in list(corpus.documents("heldout"))[:12]:
+    para = " ".join(doc.split())[:20000]
+    assert nltk.sent_tokenize(para) == reference.tokenize(para)
+
+
+def test_clean(cache):
+  text.ensure_punkt(str(cache))
+  s = "Mr. Smith went\tto  Washington.\r\n He arrived at 5 p.m. today; it\u2019s \ufb01ne!"
+  assert text.clean(s) == ("Mr. Smith went to Washington.\n"
+                           "He arrived at 5 p.m. today; it\u2019s fine!")
+  assert text.clean("A heading\n\nThe text. More text.") == "A heading\nThe text.\nMore text."
+  no_stop = text.clean(s, remove_stopwords=True)
+  assert no_stop == "Mr. Smith went Washington.\narrived 5 p.m. today; fine!"
+  no_punct = text.clean(s, remove_punctuation=True)
+  assert no_punct == "Mr Smith went to Washington\nHe arrived at 5 pm today its fine"
+  both = text.clean(s, remove_stopwords=True, remove_punctuation=True)
+  assert both == "Mr Smith went Washington\narrived 5 pm today fine"
+  assert text.clean(" \n\n ") == ""
+
+
+# --- tokenizer --------------------------------------------------------------
+
+def test_tokenizer_special_ids(tmp_path):
+  docs = [text.clean(d) for d in list(corpus.documents("train"))[:6]]
+  path = str(tmp_path / "tokenizer.json")
+  tokenizer.train(docs, 400, path=path)
+  tok = tokenizer.load(path)
+  assert (PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID) == tokenizer.SPECIAL_IDS == (0, 1, 2, 3, 4)
+  assert [tok.token_to_id(t) for t in tokenizer.SPECIAL_TOKENS] == [0, 1, 2, 3, 4]
+  assert tok.id_to_token(MASK_ID) == "[MASK]" and tok.id_to_token(PAD_ID) == "[PAD]"
+  assert tok.get_vocab_size() == 400
+  enc = tok.encode("The Whale, \u00e9t\u00e9!", add_special_tokens=False)
+  assert tok.decode(enc.ids) == "the whale, ete!"  # lowercased, accents stripped
+  assert tok.encode("\u4e2d", add_special_tokens=False).ids == [UNK_ID]
+
+
+# --- token store ------------------------------------------------------------
+
+def test_store_layout(small, cache):
+  m = small.manifest
+  assert os.path.dirname(small.path) == os.path.join(str(cache), "stores")
+  assert sorted(os.listdir(small.path)) == sorted(
+      ["manifest.json", "tokenizer.json", "train.npy", "heldout.npy", "unigram.npy"])
+  assert small.train.dtype == np.uint16 and isinstance(small.train, np.memmap)
+  assert small.train.shape[1] == small.heldout.shape[1] == 128
+  assert small.train.shape[0] == m["counts"]["train"]["rows"] > 50
+  assert small.unigram.shape == (SMALL_VOCAB,) and small.unigram.dtype == np.int64
+  assert m["counts"]["train"]["documents"] == m["counts"]["heldout"]["documents"] == SMALL_DOCS
+  assert isinstance(small, TokenStore) and small.vocab_size == SMALL_VOCAB
+  assert small.tokenizer().token_to_id("[MASK]") == MASK_ID
+
+
+def test_packing(small):
+  tok = small.tokenizer()
+  flat = np.asarray(small.train).reshape(-1)
+  assert not (flat == CLS_ID).any() and not (flat == PAD_ID).any()
+  # The stream is doc1 [SEP] doc2 [SEP] ...: re-encode the first documents,
+  # skipping those the ratio filter (0.5 here) must have dropped.
+  docs = (text.clean(d) for d in corpus.documents("train"))
+  pos = 0
+  for doc in itertools.islice(docs, 4):
+    ids = tok.encode(doc, add_special_tokens=False).ids
+    if len(ids) > 0.5 * len(doc):
+      continue
+    n = min(len(ids), len(flat) - pos)
+    assert flat[pos:pos + n].tolist() == ids[:n]
+    pos += len(ids)
+    assert flat[pos] == SEP_ID
+    pos += 1
+  counts = small.manifest["counts"]["train"]
+  assert (flat == SEP_ID).sum() <= counts["documents"] - counts["dropped"]
+  # Only the last partial row is cut.
+  assert len(flat) <= counts["tokens"] < len(flat) + 128
+
+
+def test_unigram(small):
+  assert small.unigram.sum() == small.train.size
+  counts = np.bincount(np.asarray(small.train).ravel(), minlength=SMALL_VOCAB)
+  np.testing.assert_array_equal(small.unigram, counts)
+
+
+def test_large_vocab_uses_int32(cache):
+  s = prepare(small_config(cache, max_documents=4), 70000)
+  assert s.train.dtype == np.int32 and s.unigram.shape == (70000,)
+  assert s.manifest["trained_vocab_size"] < 70000  # four documents cannot fill it
+
+
+def test_cache_reuse_and_keys(small, cache):
+  manifest_mtime = os.stat(os.path.join(small.path, "manifest.json")).st_mtime_ns
+  again = prepare(small_config(cache), SMALL_VOCAB)
+  assert again.path == small.path and again.manifest["built_at"] == small.manifest["built_at"]
+  assert os.stat(os.path.join(small.path, "manifest.json")).st_mtime_ns == manifest_mtime
+
+  key = lambda cfg, v=SMALL_VOCAB: store.store_key(store.settings(cfg, v))
+  base = key(small_config(cache))
+  assert base == os.path.basename(small.path)
+  for change in [dict(seq_len=64), dict(lowercase=False), dict(remove_stopwords=True),
+                 dict(remove_punctuation=True), dict(max_token_char_ratio=0.3),
+                 dict(max_documents=5)]:
+    assert key(small_config(cache, **change)) != base, change
+  assert key(small_config(cache), SMALL_VOCAB + 1) != base
+  assert key(small_config(cache, cache_dir="elsewhere")) == base  # where, not what
+
+
+def test_interrupted_build_is_ignored(cache):
+  cfg = small_config(cache, seq_len=64, max_documents=6)
+  final = os.path.join(str(cache), "stores", store.store_key(store.settings(cfg, SMALL_VOCAB)))
+  leftover = final + ".tmp-999999-deadbeef"
+  os.makedirs(leftover)
+  open(os.path.join(leftover, "manifest.json"), "w").write("{")  # half-written
+  s = prepare(cfg, SMALL_VOCAB)
+  assert s.path == final and s.train.shape[1] == 64 and s.manifest["settings"]["seq_len"] == 64
+  assert os.path.isdir(leftover)  # someone else's (dead) build: not ours to delete
+  others = [n for n in os.listdir(os.path.dirname(final)) if ".tmp-" in n]
+  assert others == [os.path.basename(leftover)]
+
+
+def test_heldout_split():
+  ids = [r["id"] for n in corpus.FILES for r in corpus.records(n)]
+  held = {i for i in ids if corpus.split_of(i) == "heldout"}
+  per_source = collections.Counter(i.split("/")[0] for i in held)
+  assert set(per_source) == {"sotu", "moby-dick", "kjv"}
+  # Pinned: the split is a function of the id and must never move.
+  assert len(held) == 37 and per_source["sotu"] == 4 and per_source["moby-dick"] == 2
+  assert {"sotu/1850_millard_fillmore_w", "moby-dick/chapter_8", "moby-dick/chapter_64",
+          "kjv/Ge/26"} <= held
+  train, heldout = set(corpus.documents("train")), set(corpus.documents("heldout"))
+  assert heldout and not (train & heldout)
+  assert 0.02 < len(heldout) / (len(train) + len(heldout)) < 0.03
+
+
+def test_store_heldout(small):
+  assert small.heldout.shape[0] > 0
+  assert small.manifest["counts"]["heldout"]["tokens"] >= small.heldout.size
+
+
+def test_ratio_filter_drops_junk(cache, monkeypatch):
+  rng = random.Random(0)
+  junk = "".join(rng.choice("!@#$%^&*()[]{}<>?/|~") for _ in range(3000))
+  prose = [d for d in corpus.documents("train") if len(d) < 20000][:8]
+  docs = {"train": prose[:6] + [junk], "heldout": prose[6:]}
+  toy = store.Source(documents=lambda split: docs[split], fingerprint=lambda: "toy-1")
+  monkeypatch.setitem(store.SOURCES, "toy", toy)
+  # Punctuation junk is ~1 token per character; prose here stays below 0.5.
+  s = prepare(small_config(cache, sources="toy", max_documents=0, max_token_char_ratio=0.7), 500)
+  c = s.manifest["counts"]
+  assert c["train"]["documents"] == 7 and c["train"]["dropped"] == 1
+  assert c["heldout"]["dropped"] == 0
+  tok = s.tokenizer()
+  kept = [tok.encode(text.clean(d), add_special_tokens=False).ids for d in prose[:6]]
+  assert c["train"]["tokens"] == sum(len(ids) + 1 for ids in kept)  # all but the junk
+
+
+def test_everything_filtered_is_an_error(cache):
+  with pytest.raises(ValueError, match="max_token_char_ratio=0.2"):
+    prepare(small_config(cache, max_documents=3, max_token_char_ratio=0.2), 300)
+  stores = os.listdir(os.path.join(str(cache), "stores"))
+  assert not [n for n in stores if ".tmp-" in n and "deadbeef" not in n]  # cleaned up
+
+
+def test_unknown_source(cache):
+  with pytest.raises(ValueError, match=r"'nope'.*embedded"):
+    prepare(small_config(cache, sources="nope"), SMALL_VOCAB)
+  assert not os.path.exists(os.path.join(str(cache), "stores", "nope"))

@@ -1,0 +1,93 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxbert import optim
+from jaxbert.config import default
+
+# Multipliers of the peak at t = 0, 0.5, 0.75, 1 (warmup 0.06, wsd decay 0.2).
+EXPECTED = {
+    "budget_triangle": [0.25, 0.75, 1.0, 0.0],
+    "one_cycle": [0.0, 1.0, 0.5, 0.0],
+    "cosine": [0.0, 0.5 * (1 + np.cos(np.pi * 0.44 / 0.94)), 0.5 * (1 + np.cos(np.pi * 0.69 / 0.94)),
+               0.0],
+    "linear": [0.0, 0.5 / 0.94, 0.25 / 0.94, 0.0],
+    "wsd": [0.0, 1.0, 1.0, 0.0],
+    "constant": [0.0, 1.0, 1.0, 1.0],
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_schedule_values(name):
+  cfg = default().optim
+  cfg.schedule, cfg.peak_lr = name, 2.0
+  got = [float(optim.learning_rate(cfg, t)) for t in (0.0, 0.5, 0.75, 1.0)]
+  np.testing.assert_allclose(got, 2.0 * np.array(EXPECTED[name]), rtol=1e-6, atol=1e-7)
+
+
+def test_every_schedule_is_tested_and_ends_at_zero_when_decaying():
+  assert set(EXPECTED) == set(optim.SCHEDULES)
+
+
+def test_schedule_is_clipped_outside_progress_range():
+  cfg = default().optim
+  assert float(optim.learning_rate(cfg, 1.5)) == 0.0
+  assert float(optim.learning_rate(cfg, -1.0)) == pytest.approx(0.25 * cfg.peak_lr)
+
+
+def test_decay_mask_spares_biases_norms_and_scalars():
+  params = {"layer": {"kernel": jnp.ones((3, 3)), "bias": jnp.ones(3)},
+            "norm": {"scale": jnp.ones(3), "bias": jnp.ones(3)},
+            "embedding": jnp.ones((10, 3)), "position": {"scale": jnp.ones(())}}
+  mask = optim.decay_mask(params)
+  assert mask == {"layer": {"kernel": True, "bias": False}, "norm": {"scale": False, "bias": False},
+                  "embedding": True, "position": {"scale": False}}
+
+
+@pytest.mark.parametrize("name", ["adamw", "adam", "sgd"])
+def test_optimizers_step_and_take_injected_lr(name):
+  cfg = default().optim
+  cfg.name = name
+  tx = optim.make(cfg)
+  params = {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}
+  grads = {"w": jnp.full((2, 2), 0.1), "b": jnp.full(2, 0.1)}
+  state = tx.init(params)
+  zero = optim.set_learning_rate(state, 0.0)
+  updates, _ = tx.update(grads, zero, params)
+  assert all(float(jnp.abs(u).max()) == 0 for u in jax.tree.leaves(updates))
+  updates, _ = tx.update(grads, optim.set_learning_rate(state, 1e-2), params)
+  assert float(jnp.abs(updates["w"]).max()) > 0
+
+
+def test_adamw_decays_matrices_only():
+  cfg = default().optim
+  cfg.weight_decay, cfg.clip_norm = 0.5, 0.0
+  tx = optim.make(cfg)
+  params = {"w": jnp.ones((2, 2)), "bias": jnp.ones(2)}
+  zero_grads = jax.tree.map(jnp.zeros_like, params)
+  updates, _ = tx.update(zero_grads, optim.set_learning_rate(tx.init(params), 0.1), params)
+  np.testing.assert_allclose(updates["w"], -0.1 * 0.5 * np.ones((2, 2)), rtol=1e-6)
+  np.testing.assert_array_equal(updates["bias"], 0.0)
+
+
+def test_clipping_bounds_the_update_direction():
+  cfg = default().optim
+  cfg.name, cfg.clip_norm, cfg.weight_decay = "sgd", 0.5, 0.0
+  cfg.momentum = 0.0
+  tx = optim.make(cfg)
+  params = {"w": jnp.zeros(4)}
+  updates, _ = tx.update({"w": jnp.full(4, 10.0)}, optim.set_learning_rate(tx.init(params), 1.0),
+                         params)
+  assert float(jnp.linalg.norm(updates["w"])) == pytest.approx(0.5, rel=1e-5)
+
+
+def test_bad_names_are_rejected_with_the_value():
+  cfg = default().optim
+  cfg.schedule = "triangle"
+  with pytest.raises(ValueError, match="triangle"):
+    optim.make(cfg)
+  cfg = default().optim
+  cfg.name = "lamb"
+  with pytest.raises(ValueError, match="lamb"):
+    optim.make(cfg)

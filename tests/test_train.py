@@ -1,0 +1,157 @@
+"""End-to-end runs of the tiny config: train, checkpoint, resume, evaluate, refuse bad input."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_py
+from jaxbert import checkpoint, data, metrics, state, train
+from jaxbert import config as config_lib
+from jaxbert.data import loader
+
+sys.path.insert(0, ROOT)
+from configs import tiny  # noqa: E402
+
+
+def _train_records(workdir):
+  return [r for r in metrics.read(workdir) if r["kind"] == "train"]
+
+
+def test_tiny_run_writes_checkpoint_and_metrics(tmp_path):
+  workdir = str(tmp_path / "run")
+  results = train.train_and_evaluate(tiny.get_config(), workdir)
+  records = metrics.read(workdir)
+  assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3]
+  for r in _train_records(workdir):
+    assert {"loss", "lr", "elapsed_s", "tokens_per_s", "accuracy", "grad_norm"} <= set(r)
+    assert np.isfinite(r["loss"]) and r["tokens_per_s"] > 0
+  evals = [r for r in records if r["kind"] == "eval"]
+  assert len(evals) == 1 and evals[0]["step"] == 3
+  assert evals[0]["mlm_loss"] == results["mlm_loss"] and np.isfinite(results["unigram_loss"])
+  assert checkpoint.Checkpoints(workdir).steps() == [3]
+  assert checkpoint.read_config(workdir).model.hidden_size == 32
+
+  # A second invocation with a larger step limit resumes at step 3 instead of starting over.
+  config = tiny.get_config()
+  config.train.max_steps = 5
+  train.train_and_evaluate(config, workdir)
+  steps = [r["step"] for r in _train_records(workdir)]
+  assert steps == [1, 2, 3, 4, 5]
+
+
+def test_killed_run_resumes_exactly(tmp_path):
+  """kill -9 a run mid-way; the same command finishes it with the losses of an unbroken run."""
+  args = ["--config=configs/tiny.py", "--config.train.max_steps=40",
+          "--config.train.checkpoint_steps=1"]
+  unbroken = str(tmp_path / "unbroken")
+  run_py(*args, f"--workdir={unbroken}")
+
+  broken = str(tmp_path / "broken")
+  proc = subprocess.Popen([sys.executable, "run.py", *args, f"--workdir={broken}"], cwd=ROOT,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  ckpt_dir = os.path.join(broken, "checkpoints")
+  deadline = time.time() + 240
+  while time.time() < deadline and proc.poll() is None:
+    steps = [int(s) for s in os.listdir(ckpt_dir) if s.isdigit()] if os.path.isdir(ckpt_dir) else []
+    if steps and max(steps) >= 2:
+      break
+    time.sleep(0.02)
+  assert proc.poll() is None, "the run ended before it could be interrupted"
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  interrupted_at = max(r["step"] for r in _train_records(broken))
+  assert interrupted_at < 40
+
+  out = run_py(*args, f"--workdir={broken}").stdout
+  assert "resuming" in out
+  want, got = _train_records(unbroken), _train_records(broken)
+  assert [r["step"] for r in got] == list(range(1, 41))
+  assert [r["loss"] for r in got] == [r["loss"] for r in want]
+  assert [r["lr"] for r in got] == [r["lr"] for r in want]
+  eval_want = [r for r in metrics.read(unbroken) if r["kind"] == "eval"][-1]
+  eval_got = [r for r in metrics.read(broken) if r["kind"] == "eval"][-1]
+  assert eval_got["mlm_loss"] == eval_want["mlm_loss"]
+
+
+def test_evaluate_command_on_saved_checkpoint(tmp_path):
+  workdir = str(tmp_path / "run")
+  run_py("--config=configs/tiny.py", f"--workdir={workdir}")
+  out = run_py("--mode=evaluate", f"--workdir={workdir}").stdout
+  assert "held-out MLM" in out and "unigram" in out
+  evals = [r for r in metrics.read(workdir) if r["kind"] == "eval"]
+  assert len(evals) == 2 and evals[0]["mlm_loss"] == evals[1]["mlm_loss"]
+  bad = run_py("--mode=evaluate", f"--workdir={workdir}", "--step=99", check=False)
+  assert bad.returncode != 0 and "99" in bad.stderr
+
+
+def test_day_config_runs_two_steps_with_size_overrides(tmp_path):
+  out = run_py("--config=configs/day.py", f"--workdir={tmp_path / 'day'}",
+               "--config.model.num_layers=1", "--config.model.hidden_size=32",
+               "--config.model.num_heads=2", "--config.model.ffn_size=64",
+               "--config.model.vocab_size=512", "--config.data.max_documents=40",
+               "--config.data.max_token_char_ratio=0",
+               "--config.train.micro_batch=4", "--config.train.batch_size=8",
+               "--config.train.max_steps=2", "--config.train.log_every=1",
+               "--config.eval.max_rows=32").stdout
+  assert "step 2/2" in out
+  assert [r["step"] for r in _train_records(str(tmp_path / "day"))] == [1, 2]
+
+
+def test_unknown_config_key_is_an_error_naming_it(tmp_path):
+  proc = run_py("--config=configs/tiny.py", f"--workdir={tmp_path}",
+                "--config.model.hiden_size=64", check=False)
+  assert proc.returncode != 0 and "hiden_size" in proc.stderr
+  assert not os.path.exists(tmp_path / "config.json")
+
+
+def test_incompatible_workdir_is_refused_naming_keys(tmp_path):
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(tiny.get_config(), workdir)
+  config = tiny.get_config()
+  config.model.hidden_size = 64
+  config.model.vocab_size = 1024
+  with pytest.raises(checkpoint.IncompatibleCheckpoint, match="model.vocab_size, model.hidden_size"):
+    train.train_and_evaluate(config, workdir)
+  assert checkpoint.read_config(workdir).model.hidden_size == 32  # nothing overwritten
+
+
+def test_accumulating_micro_batches_equals_one_big_batch():
+  config = tiny.get_config()
+  config.optim.name = "sgd"  # linear in the gradient: Adam's g/|g| would amplify rounding noise
+  config = config_lib.resolve(config)
+  store = data.prepare(config.data, config.model.vocab_size)
+  model, tx, init = state.build(config)
+  it = iter(loader.pretraining_batches(store.train, seed=0, batch_size=8, mask_rate=0.25,
+                                       vocab_size=config.model.vocab_size, threads=1))
+  big = next(it)
+  step = train.make_train_step(model, tx, config)
+  one = jax.tree.map(lambda x: x[None], big)
+  two = jax.tree.map(lambda x: x.reshape((2, 4) + x.shape[1:]), big)
+  s1, m1 = step(jax.jit(init)(state.init_key(config)), one, np.float32(0.5))
+  s2, m2 = step(jax.jit(init)(state.init_key(config)), two, np.float32(0.5))
+  np.testing.assert_allclose(m1["loss"], m2["loss"], rtol=1e-6)
+  np.testing.assert_allclose(m1["grad_norm"], m2["grad_norm"], rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(s2.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_batch_ramp_is_linear_in_progress_with_few_shapes():
+  t = tiny.get_config().train
+  t.micro_batch, t.batch_size, t.ramp_until, t.ramp_levels = 32, 8192, 0.6, 8
+  levels = train.accumulation_levels(t)
+  assert levels[0] == 1 and levels[-1] == 256 and len(levels) == 8
+  assert train.accumulation(t, 0.0) == 1
+  assert train.accumulation(t, 0.6) == 256 and train.accumulation(t, 1.0) == 256
+  ramp = [train.accumulation(t, x) for x in np.linspace(0, 0.6, 50)]
+  assert ramp == sorted(ramp)
+  for x in np.linspace(0, 0.6, 13):  # never more than one level below the linear target
+    target = 1 + 255 * x / 0.6
+    assert train.accumulation(t, x) <= target + 1e-9
+    assert target - train.accumulation(t, x) <= max(np.diff(levels)) + 1e-9
