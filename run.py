@@ -7,7 +7,7 @@
 import os
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 config_flags.DEFINE_config_file("config", None, "Python config file (configs/*.py).",
@@ -23,19 +23,22 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  from jaxbert import evaluate, train  # after flag parsing, so --help stays fast
-  workdir = FLAGS.workdir
-  if FLAGS.mode == "evaluate":
-    if workdir is None:
-      raise app.UsageError("--mode=evaluate needs --workdir")
-    evaluate.evaluate_checkpoint(workdir, FLAGS.step)
-    return
-  if FLAGS.config is None:
+  if FLAGS.mode == "evaluate" and FLAGS.workdir is None:
+    raise app.UsageError("--mode=evaluate needs --workdir")
+  if FLAGS.mode == "train" and FLAGS.config is None:
     raise app.UsageError("--config=FILE is required to train (see configs/)")
-  if workdir is None:
-    workdir = os.path.join("workdirs", os.path.splitext(os.path.basename(
-        flags.FLAGS["config"].config_filename))[0])
-  train.train_and_evaluate(FLAGS.config, workdir)
+  if not FLAGS["verbosity"].present:  # library INFO lines (orbax, jax) drown the progress lines
+    logging.set_verbosity(logging.WARNING)
+  from jaxbert import checkpoint, evaluate, train  # after flag parsing, so --help stays fast
+
+  try:
+    if FLAGS.mode == "evaluate":
+      evaluate.evaluate_checkpoint(FLAGS.workdir, FLAGS.step)
+    else:
+      config_name = os.path.basename(FLAGS["config"].config_filename).split(".py")[0]
+      train.train_and_evaluate(FLAGS.config, FLAGS.workdir or os.path.join("workdirs", config_name))
+  except (FileNotFoundError, checkpoint.IncompatibleCheckpoint, train.NonFiniteLoss) as e:
+    sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,12 @@ def incompatible_keys(saved: dict, current: dict) -> list[str]:
   return [k for k in IDENTITY_KEYS if _get(saved, k) != _get(current, k)]
 
 
+def has_checkpoint(workdir: str) -> bool:
+  """Whether the workdir holds a finished checkpoint step (orbax names them by the step alone)."""
+  directory = os.path.join(workdir, "checkpoints")
+  return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
+
+
 def read_config(workdir: str) -> ml_collections.ConfigDict:
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):

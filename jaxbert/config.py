@@ -22,6 +22,7 @@ def default() -> ml_collections.ConfigDict:
   m.num_heads = 12  # attention heads (head dim = hidden_size / num_heads)
   m.ffn_size = 3072  # crammed: GLU input width, split into two halves; original: FFN width
   m.max_len = 128  # longest sequence the position encoding covers; >= data.seq_len
+  m.init_std = 0.02  # std of the normal init of every matrix (the recipe's 0.02 is for width 768)
   m.dropout = 0.0  # off for pretraining (the recipe); fine-tuning turns it on
   m.dtype = "auto"  # compute dtype: "auto" = bfloat16 on GPU/TPU, float32 on CPU; params stay float32
   m.attention = "auto"  # jax.nn.dot_product_attention implementation: "auto", "xla" or "cudnn"
@@ -32,7 +33,7 @@ def default() -> ml_collections.ConfigDict:
   d.lowercase = True  # tokenizer lowercases and strips accents
   d.remove_stopwords = False  # drop English stopwords before tokenizing (hurts MLM; for measurement)
   d.remove_punctuation = False  # drop punctuation before tokenizing (hurts MLM; for measurement)
-  d.max_token_char_ratio = 0.25  # drop documents with more tokens than this × characters (junk filter)
+  d.max_token_char_ratio = 0.25  # drop documents with more tokens than this × characters; 0 = off
   d.max_documents = 0  # use only the first N documents of each split (0 = all); for quick tests
   d.mask_rate = 0.25  # fraction of each row predicted: exactly round(rate × seq_len) positions
   d.cache_dir = ""  # where token stores live; "" = $JAXBERT_CACHE or ~/.cache/jaxbert

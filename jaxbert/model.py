@@ -21,196 +21,196 @@ ATTENTION = {"auto": None, "xla": "xla", "cudnn": "cudnn"}
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "crammed"  # "crammed" | "original"
-    vocab_size: int = 32768
-    num_layers: int = 16
-    hidden_size: int = 768
-    num_heads: int = 12
-    ffn_size: int = 3072  # crammed: GLU input width (two halves); original: FFN width
-    max_len: int = 128
-    dropout: float = 0.0  # pretraining off; fine-tuning sets 0.1
-    dtype: str = "float32"  # compute dtype: "float32" | "bfloat16"
-    layer_norm_eps: float = 1e-12
-    init_std: float = 0.02
-    attention: str = "auto"  # dot_product_attention implementation; "auto" -> None
+  arch: str = "crammed"  # "crammed" | "original"
+  vocab_size: int = 32768
+  num_layers: int = 16
+  hidden_size: int = 768
+  num_heads: int = 12
+  ffn_size: int = 3072  # crammed: GLU input width (two halves); original: FFN width
+  max_len: int = 128
+  dropout: float = 0.0  # pretraining off; fine-tuning sets 0.1
+  dtype: str = "float32"  # compute dtype: "float32" | "bfloat16"
+  layer_norm_eps: float = 1e-12
+  init_std: float = 0.02
+  attention: str = "auto"  # dot_product_attention implementation; "auto" -> None
 
-    def __post_init__(self):
-        if self.arch not in ARCHS:
-            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
-        if self.attention not in ATTENTION:
-            raise ValueError(f"attention must be one of {tuple(ATTENTION)}, got {self.attention!r}")
-        if self.dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
-        if self.hidden_size % self.num_heads:
-            raise ValueError("hidden_size must be divisible by num_heads")
-        if self.arch == "crammed" and self.ffn_size % 2:
-            raise ValueError("crammed ffn_size is split into two GLU halves; it must be even")
+  def __post_init__(self):
+    if self.arch not in ARCHS:
+      raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+    if self.attention not in ATTENTION:
+      raise ValueError(f"attention must be one of {tuple(ATTENTION)}, got {self.attention!r}")
+    if self.dtype not in ("float32", "bfloat16"):
+      raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
+    if self.hidden_size % self.num_heads:
+      raise ValueError("hidden_size must be divisible by num_heads")
+    if self.arch == "crammed" and self.ffn_size % 2:
+      raise ValueError("crammed ffn_size is split into two GLU halves; it must be even")
 
-    @classmethod
-    def from_dict(cls, d) -> "ModelConfig":
-        d = d.to_dict() if hasattr(d, "to_dict") else dict(d)  # ConfigDict or mapping
-        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:  # a typo would otherwise silently train the default model
-            raise ValueError(f"unknown ModelConfig keys: {unknown}")
-        return cls(**d)
+  @classmethod
+  def from_dict(cls, d) -> "ModelConfig":
+    d = d.to_dict() if hasattr(d, "to_dict") else dict(d)  # ConfigDict or mapping
+    unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:  # a typo would otherwise silently train the default model
+      raise ValueError(f"unknown ModelConfig keys: {unknown}")
+    return cls(**d)
 
 
 def _dense(c, features, name):
-    return nn.Dense(features, use_bias=c.arch == "original", dtype=jnp.dtype(c.dtype),
-                    param_dtype=jnp.float32,
-                    kernel_init=nn.initializers.normal(c.init_std), name=name)
+  return nn.Dense(features, use_bias=c.arch == "original", dtype=jnp.dtype(c.dtype),
+                  param_dtype=jnp.float32,
+                  kernel_init=nn.initializers.normal(c.init_std), name=name)
 
 
 def _norm(c, name):
-    return nn.LayerNorm(epsilon=c.layer_norm_eps, dtype=jnp.float32,
-                        param_dtype=jnp.float32, name=name)
+  return nn.LayerNorm(epsilon=c.layer_norm_eps, dtype=jnp.float32,
+                      param_dtype=jnp.float32, name=name)
 
 
 def _gelu(x):
-    # Exact erf GELU, as in BERT and cramming; the tanh approximation differs slightly.
-    return jax.nn.gelu(x, approximate=False)
+  # Exact erf GELU, as in BERT and cramming; the tanh approximation differs slightly.
+  return jax.nn.gelu(x, approximate=False)
 
 
 class ScaledSinusoid(nn.Module):
-    """Fixed sin/cos table times one learned scalar (cramming's "scaled-sinusoidal")."""
-    config: ModelConfig
+  """Fixed sin/cos table times one learned scalar (cramming's "scaled-sinusoidal")."""
+  config: ModelConfig
 
-    @nn.compact
-    def __call__(self, positions):
-        c = self.config
-        pos = np.arange(c.max_len)[:, None]
-        freq = 1.0 / 10000 ** (np.arange(0, c.hidden_size, 2) / c.hidden_size)
-        table = np.zeros((c.max_len, c.hidden_size), np.float32)
-        table[:, 0::2], table[:, 1::2] = np.sin(pos * freq), np.cos(pos * freq)
-        # Starting at 1/sqrt(H) keeps positions small next to the 0.02-std token embeddings.
-        scale = self.param("scale", nn.initializers.constant(1 / math.sqrt(c.hidden_size)), ())
-        return jnp.asarray(table)[positions] * scale
+  @nn.compact
+  def __call__(self, positions):
+    c = self.config
+    pos = np.arange(c.max_len)[:, None]
+    freq = 1.0 / 10000 ** (np.arange(0, c.hidden_size, 2) / c.hidden_size)
+    table = np.zeros((c.max_len, c.hidden_size), np.float32)
+    table[:, 0::2], table[:, 1::2] = np.sin(pos * freq), np.cos(pos * freq)
+    # Starting at 1/sqrt(H) keeps positions small next to the 0.02-std token embeddings.
+    scale = self.param("scale", nn.initializers.constant(1 / math.sqrt(c.hidden_size)), ())
+    return jnp.asarray(table)[positions] * scale
 
 
 class Embeddings(nn.Module):
-    config: ModelConfig
+  config: ModelConfig
 
-    def setup(self):
-        c = self.config
-        init = nn.initializers.normal(c.init_std)
-        # Lookups stay float32: a gather has no matmul to speed up, and the sum feeds a LayerNorm.
-        self.word = nn.Embed(c.vocab_size, c.hidden_size, embedding_init=init)
-        self.position = (ScaledSinusoid(c) if c.arch == "crammed"
-                         else nn.Embed(c.max_len, c.hidden_size, embedding_init=init))
-        self.norm = _norm(c, None)
-        self.dropout = nn.Dropout(c.dropout)
+  def setup(self):
+    c = self.config
+    init = nn.initializers.normal(c.init_std)
+    # Lookups stay float32: a gather has no matmul to speed up, and the sum feeds a LayerNorm.
+    self.word = nn.Embed(c.vocab_size, c.hidden_size, embedding_init=init)
+    self.position = (ScaledSinusoid(c) if c.arch == "crammed"
+                     else nn.Embed(c.max_len, c.hidden_size, embedding_init=init))
+    self.norm = _norm(c, None)
+    self.dropout = nn.Dropout(c.dropout)
 
-    def __call__(self, tokens, deterministic):
-        x = self.word(tokens) + self.position(jnp.arange(tokens.shape[1]))
-        return self.dropout(self.norm(x), deterministic=deterministic)
+  def __call__(self, tokens, deterministic):
+    x = self.word(tokens) + self.position(jnp.arange(tokens.shape[1]))
+    return self.dropout(self.norm(x), deterministic=deterministic)
 
-    def attend(self, x):
-        # Tied decoder; float32 accumulation *and* output so logits are never rounded to bf16.
-        w = self.word.embedding.astype(jnp.dtype(self.config.dtype))
-        return jnp.dot(x.astype(w.dtype), w.T, preferred_element_type=jnp.float32)
+  def attend(self, x):
+    # Tied decoder; float32 accumulation *and* output so logits are never rounded to bf16.
+    w = self.word.embedding.astype(jnp.dtype(self.config.dtype))
+    return jnp.dot(x.astype(w.dtype), w.T, preferred_element_type=jnp.float32)
 
 
 class Attention(nn.Module):
-    config: ModelConfig
+  config: ModelConfig
 
-    @nn.compact
-    def __call__(self, x, mask):
-        c = self.config
-        B, L, H = x.shape
-        # Separate q/k/v kernels map one-to-one onto HF BERT checkpoints.
-        q, k, v = (_dense(c, H, n)(x).reshape(B, L, c.num_heads, H // c.num_heads)
-                   for n in ("query", "key", "value"))
-        y = jax.nn.dot_product_attention(q, k, v, mask=mask,
-                                         implementation=ATTENTION[c.attention])
-        return _dense(c, H, "output")(y.reshape(B, L, H))
+  @nn.compact
+  def __call__(self, x, mask):
+    c = self.config
+    B, L, H = x.shape
+    # Separate q/k/v kernels map one-to-one onto HF BERT checkpoints.
+    q, k, v = (_dense(c, H, n)(x).reshape(B, L, c.num_heads, H // c.num_heads)
+               for n in ("query", "key", "value"))
+    y = jax.nn.dot_product_attention(q, k, v, mask=mask,
+                                     implementation=ATTENTION[c.attention])
+    return _dense(c, H, "output")(y.reshape(B, L, H))
 
 
 class FeedForward(nn.Module):
-    config: ModelConfig
+  config: ModelConfig
 
-    @nn.compact
-    def __call__(self, x):
-        c = self.config
-        h = _dense(c, c.ffn_size, "input")(x)
-        if c.arch == "crammed":
-            a, gate = jnp.split(h, 2, axis=-1)  # GELU-GLU: the FFN output width is ffn_size // 2
-            h = _gelu(gate) * a
-        else:
-            h = _gelu(h)
-        return _dense(c, x.shape[-1], "output")(h)
+  @nn.compact
+  def __call__(self, x):
+    c = self.config
+    h = _dense(c, c.ffn_size, "input")(x)
+    if c.arch == "crammed":
+      a, gate = jnp.split(h, 2, axis=-1)  # GELU-GLU: the FFN output width is ffn_size // 2
+      h = _gelu(gate) * a
+    else:
+      h = _gelu(h)
+    return _dense(c, x.shape[-1], "output")(h)
 
 
 class Block(nn.Module):
-    config: ModelConfig
+  config: ModelConfig
 
-    @nn.compact
-    def __call__(self, x, mask, deterministic):
-        c = self.config
-        attn, ffn = Attention(c, name="attention"), FeedForward(c, name="ffn")
-        norm1, norm2 = _norm(c, "attention_norm"), _norm(c, "ffn_norm")
-        # Attention-probability dropout is not offered by the fused attention kernels,
-        # so dropout only acts on the residual branches.
-        drop = nn.Dropout(c.dropout, deterministic=deterministic)
-        if c.arch == "crammed":  # pre-LN: what lets cramming use its high peak learning rate
-            x = x + drop(attn(norm1(x), mask))
-            return x + drop(ffn(norm2(x)))
-        x = norm1(x + drop(attn(x, mask)))
-        return norm2(x + drop(ffn(x)))
+  @nn.compact
+  def __call__(self, x, mask, deterministic):
+    c = self.config
+    attn, ffn = Attention(c, name="attention"), FeedForward(c, name="ffn")
+    norm1, norm2 = _norm(c, "attention_norm"), _norm(c, "ffn_norm")
+    # Attention-probability dropout is not offered by the fused attention kernels,
+    # so dropout only acts on the residual branches.
+    drop = nn.Dropout(c.dropout, deterministic=deterministic)
+    if c.arch == "crammed":  # pre-LN: what lets cramming use its high peak learning rate
+      x = x + drop(attn(norm1(x), mask))
+      return x + drop(ffn(norm2(x)))
+    x = norm1(x + drop(attn(x, mask)))
+    return norm2(x + drop(ffn(x)))
 
 
 class Encoder(nn.Module):
-    config: ModelConfig
+  config: ModelConfig
 
-    def setup(self):
-        c = self.config
-        self.embeddings = Embeddings(c)
-        self.layers = [Block(c, name=f"layer_{i}") for i in range(c.num_layers)]
-        # Pre-LN leaves the residual stream unnormalised; original post-LN needs no final norm.
-        self.final_norm = _norm(c, None) if c.arch == "crammed" else None
+  def setup(self):
+    c = self.config
+    self.embeddings = Embeddings(c)
+    self.layers = [Block(c, name=f"layer_{i}") for i in range(c.num_layers)]
+    # Pre-LN leaves the residual stream unnormalised; original post-LN needs no final norm.
+    self.final_norm = _norm(c, None) if c.arch == "crammed" else None
 
-    def __call__(self, tokens, *, attention_mask=None, deterministic=True):
-        # Mask keys only: padded queries produce junk rows that no real position reads.
-        # Full [B, 1, L, L] because the cudnn backend rejects a mask broadcast over queries.
-        mask = None
-        if attention_mask is not None:
-            B, L = tokens.shape
-            mask = jnp.broadcast_to(attention_mask.astype(bool)[:, None, None, :], (B, 1, L, L))
-        x = self.embeddings(tokens, deterministic)
-        for layer in self.layers:
-            x = layer(x, mask, deterministic)
-        return x if self.final_norm is None else self.final_norm(x)
+  def __call__(self, tokens, *, attention_mask=None, deterministic=True):
+    # Mask keys only: padded queries produce junk rows that no real position reads.
+    # Full [B, 1, L, L] because the cudnn backend rejects a mask broadcast over queries.
+    mask = None
+    if attention_mask is not None:
+      B, L = tokens.shape
+      mask = jnp.broadcast_to(attention_mask.astype(bool)[:, None, None, :], (B, 1, L, L))
+    x = self.embeddings(tokens, deterministic)
+    for layer in self.layers:
+      x = layer(x, mask, deterministic)
+    return x if self.final_norm is None else self.final_norm(x)
 
-    def attend(self, x):
-        return self.embeddings.attend(x)
+  def attend(self, x):
+    return self.embeddings.attend(x)
 
 
 class MaskedLM(nn.Module):
-    config: ModelConfig
+  config: ModelConfig
 
-    def setup(self):
-        c = self.config
-        self.encoder = Encoder(c)
-        if c.arch == "original":
-            self.transform = _dense(c, c.hidden_size, "transform")
-            self.transform_norm = _norm(c, None)
-            self.decoder_bias = self.param("decoder_bias", nn.initializers.zeros, (c.vocab_size,))
+  def setup(self):
+    c = self.config
+    self.encoder = Encoder(c)
+    if c.arch == "original":
+      self.transform = _dense(c, c.hidden_size, "transform")
+      self.transform_norm = _norm(c, None)
+      self.decoder_bias = self.param("decoder_bias", nn.initializers.zeros, (c.vocab_size,))
 
-    def __call__(self, tokens, positions=None, *, attention_mask=None, deterministic=True):
-        x = self.encoder(tokens, attention_mask=attention_mask, deterministic=deterministic)
-        if positions is not None:  # sparse head: only gathered rows pay for the vocab matmul
-            x = jnp.take_along_axis(x, positions[..., None], axis=1)
-        if self.config.arch == "crammed":
-            return self.encoder.attend(x)
-        return self.encoder.attend(self.transform_norm(_gelu(self.transform(x)))) + self.decoder_bias
+  def __call__(self, tokens, positions=None, *, attention_mask=None, deterministic=True):
+    x = self.encoder(tokens, attention_mask=attention_mask, deterministic=deterministic)
+    if positions is not None:  # sparse head: only gathered rows pay for the vocab matmul
+      x = jnp.take_along_axis(x, positions[..., None], axis=1)
+    if self.config.arch == "crammed":
+      return self.encoder.attend(x)
+    return self.encoder.attend(self.transform_norm(_gelu(self.transform(x)))) + self.decoder_bias
 
 
 def count_params(params) -> int:
-    """Works on real arrays and on jax.eval_shape's ShapeDtypeStructs."""
-    return sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params))
+  """Works on real arrays and on jax.eval_shape's ShapeDtypeStructs."""
+  return sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params))
 
 
 def flops_per_token(cfg: ModelConfig, num_predicted_per_row: int) -> float:
-    """Training (forward + backward) FLOPs per input token, Kaplan-style.
+  """Training (forward + backward) FLOPs per input token, Kaplan-style.
 
     6 * N_matmul                      encoder weight matmuls, N_matmul = layers * (4H^2 + H*F_in + F_out*H)
                                       (crammed: F_in = ffn_size, F_out = ffn_size / 2; original: both ffn_size)
@@ -218,9 +218,9 @@ def flops_per_token(cfg: ModelConfig, num_predicted_per_row: int) -> float:
     + 6 * (H*V [+ H^2]) * K / L       decoder (and original's transform) run on K of L positions only
     Embedding gathers, norms, softmax and elementwise ops are ignored (<1%).
     """
-    H, L, K, V = cfg.hidden_size, cfg.max_len, num_predicted_per_row, cfg.vocab_size
-    f_out = cfg.ffn_size // 2 if cfg.arch == "crammed" else cfg.ffn_size
-    n_matmul = cfg.num_layers * (4 * H * H + H * cfg.ffn_size + f_out * H)
-    attention = 6 * 2 * L * H * cfg.num_layers
-    head = 6 * (H * V + (H * H if cfg.arch == "original" else 0)) * K / L
-    return float(6 * n_matmul + attention + head)
+  H, L, K, V = cfg.hidden_size, cfg.max_len, num_predicted_per_row, cfg.vocab_size
+  f_out = cfg.ffn_size // 2 if cfg.arch == "crammed" else cfg.ffn_size
+  n_matmul = cfg.num_layers * (4 * H * H + H * cfg.ffn_size + f_out * H)
+  attention = 6 * 2 * L * H * cfg.num_layers
+  head = 6 * (H * V + (H * H if cfg.arch == "original" else 0)) * K / L
+  return float(6 * n_matmul + attention + head)

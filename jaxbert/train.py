@@ -116,19 +116,20 @@ def _duration(seconds: float) -> str:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains until the budget or step limit, checkpointing on the way; returns held-out metrics."""
   config = config_lib.resolve(config)
-  os.makedirs(workdir, exist_ok=True)
-  ckpts = checkpoint.Checkpoints(workdir, config.train.keep)
-  if ckpts.latest_step() is not None:
+  if checkpoint.has_checkpoint(workdir):
     differing = checkpoint.incompatible_keys(checkpoint.read_config(workdir).to_dict(),
                                              config.to_dict())
     if differing:
       raise checkpoint.IncompatibleCheckpoint(
           f"{workdir} holds a checkpoint of another run: {', '.join(differing)} differ from its "
           "config.json; use a new --workdir, or restore the original values to resume")
-  checkpoint.write_config(workdir, config)
 
-  # Input. Preparing the token store is cached and shared across runs, so it is off the clock.
+  # Input. Preparing the token store is cached and shared across runs, so it is off the clock;
+  # it comes before the workdir is touched, so bad data leaves nothing behind.
   store = data.prepare(config.data, config.model.vocab_size)
+  os.makedirs(workdir, exist_ok=True)
+  ckpts = checkpoint.Checkpoints(workdir, config.train.keep)
+  checkpoint.write_config(workdir, config)
   tc = config.train
   tokens_per_row = config.data.seq_len
   iterator = iter(loader.pretraining_batches(
@@ -142,14 +143,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if step is None:
     state = jax.jit(init)(init_key(config))
     elapsed0, tokens = 0.0, 0
+    metrics_log.drop_after(workdir, -1)  # lines of an earlier attempt that never checkpointed
     metrics_log.write(workdir, {"kind": "start", "step": 0, "params": count_params(state.params),
                                 "train_rows": int(store.train.shape[0]), "time": time.time()})
   else:
     state, meta = ckpts.restore(step, jax.eval_shape(init, init_key(config)), iterator)
     elapsed0, tokens = meta["elapsed_s"], meta["tokens"]
     metrics_log.drop_after(workdir, step)
-    print(f"resuming {workdir} at step {step}: {_duration(elapsed0)} of the "
-          f"{config.budget_hours:g} h budget spent, {tokens / 1e6:.1f}M tokens seen", flush=True)
+    print(f"resuming {workdir} at step {step}: {_duration(elapsed0)} of the budget spent, "
+          f"{tokens / 1e6:.1f}M tokens seen", flush=True)
   elapsed = lambda: elapsed0 + time.monotonic() - clock
   step = int(state.step)
 
@@ -165,7 +167,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                        "config": config.to_dict()})
 
   print(f"training {count_params(state.params) / 1e6:.1f}M params on {store.train.shape[0]} rows"
-        f" of {config.data.seq_len} tokens; budget {config.budget_hours:g} h"
+        f" of {config.data.seq_len} tokens; budget {_duration(budget_s)}"
         + (f", {tc.max_steps} steps" if tc.max_steps else ""), flush=True)
   last_save, window = time.monotonic(), (time.monotonic(), tokens)
   saved_step = step if ckpts.latest_step() == step else None
@@ -207,7 +209,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   print(f"stopped at step {step} after {_duration(elapsed())}; {tokens / 1e6:.1f}M tokens seen",
         flush=True)
 
-  results = evaluate.mlm(model, state.params, store, config)
-  metrics_log.write(workdir, {"kind": "eval", "step": step, **results})
+  # A run that had already finished only reports its evaluation again.
+  done_before = [r for r in metrics_log.read(workdir) if r["kind"] == "eval" and r["step"] == step]
+  if done_before:
+    results = {k: v for k, v in done_before[-1].items() if k not in ("kind", "step")}
+  else:
+    results = evaluate.mlm(model, state.params, store, config)
+    metrics_log.write(workdir, {"kind": "eval", "step": step, **results})
   print(evaluate.format_mlm(results), flush=True)
   return results

@@ -14,155 +14,155 @@ B, L, K = 2, 16, 5
 
 
 def tiny(arch, **kw):
-    return ModelConfig(arch=arch, **{**TINY, **kw})
+  return ModelConfig(arch=arch, **{**TINY, **kw})
 
 
 def tokens(seed=0, length=L):
-    return jax.random.randint(jax.random.key(seed), (B, length), 0, TINY["vocab_size"])
+  return jax.random.randint(jax.random.key(seed), (B, length), 0, TINY["vocab_size"])
 
 
 def positions():
-    return jnp.array([[0, 3, 7, 8, 15], [1, 2, 4, 9, 14]], jnp.int32)
+  return jnp.array([[0, 3, 7, 8, 15], [1, 2, 4, 9, 14]], jnp.int32)
 
 
 def init(cfg):
-    return MaskedLM(cfg).init(jax.random.key(0), tokens())["params"]
+  return MaskedLM(cfg).init(jax.random.key(0), tokens())["params"]
 
 
 def flat(params):
-    return flatten_dict(params, sep="/")
+  return flatten_dict(params, sep="/")
 
 
 @pytest.mark.parametrize("arch", ["crammed", "original"])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_shapes_and_dtypes(arch, dtype):
-    cfg = tiny(arch, dtype=dtype)
-    params = init(cfg)
-    assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(params))
-    model = MaskedLM(cfg)
-    dense = model.apply({"params": params}, tokens())
-    sparse = model.apply({"params": params}, tokens(), positions())
-    assert dense.shape == (B, L, cfg.vocab_size) and dense.dtype == jnp.float32
-    assert sparse.shape == (B, K, cfg.vocab_size) and sparse.dtype == jnp.float32
-    hidden = Encoder(cfg).apply({"params": params["encoder"]}, tokens())
-    assert hidden.shape == (B, L, cfg.hidden_size)
-    # bf16 compute must stay close to the float32 model with the same weights.
-    ref = MaskedLM(dataclasses.replace(cfg, dtype="float32")).apply({"params": params}, tokens())
-    np.testing.assert_allclose(dense, ref, atol=0.05 if dtype == "bfloat16" else 0)
+  cfg = tiny(arch, dtype=dtype)
+  params = init(cfg)
+  assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(params))
+  model = MaskedLM(cfg)
+  dense = model.apply({"params": params}, tokens())
+  sparse = model.apply({"params": params}, tokens(), positions())
+  assert dense.shape == (B, L, cfg.vocab_size) and dense.dtype == jnp.float32
+  assert sparse.shape == (B, K, cfg.vocab_size) and sparse.dtype == jnp.float32
+  hidden = Encoder(cfg).apply({"params": params["encoder"]}, tokens())
+  assert hidden.shape == (B, L, cfg.hidden_size)
+  # bf16 compute must stay close to the float32 model with the same weights.
+  ref = MaskedLM(dataclasses.replace(cfg, dtype="float32")).apply({"params": params}, tokens())
+  np.testing.assert_allclose(dense, ref, atol=0.05 if dtype == "bfloat16" else 0)
 
 
 @pytest.mark.parametrize("arch", ["crammed", "original"])
 def test_sparse_head_matches_dense(arch):
-    cfg = tiny(arch)
-    params = init(cfg)
-    model = MaskedLM(cfg)
-    dense = model.apply({"params": params}, tokens())
-    sparse = model.apply({"params": params}, tokens(), positions())
-    gathered = jnp.take_along_axis(dense, positions()[..., None], axis=1)
-    np.testing.assert_allclose(sparse, gathered, rtol=1e-5, atol=1e-6)
+  cfg = tiny(arch)
+  params = init(cfg)
+  model = MaskedLM(cfg)
+  dense = model.apply({"params": params}, tokens())
+  sparse = model.apply({"params": params}, tokens(), positions())
+  gathered = jnp.take_along_axis(dense, positions()[..., None], axis=1)
+  np.testing.assert_allclose(sparse, gathered, rtol=1e-5, atol=1e-6)
 
 
 def test_crammed_structure():
-    cfg = tiny("crammed")
-    params = flat(init(cfg))
-    biases = [k for k in params if k.endswith("/bias")]
-    assert biases and all(k.split("/")[-2].endswith("norm") for k in biases), biases
-    # Tied decoder: the word embedding is the only vocab-sized matrix.
-    assert [k for k, v in params.items() if cfg.vocab_size in v.shape] == [
-        "encoder/embeddings/word/embedding"]
-    assert "encoder/final_norm/scale" in params
-    np.testing.assert_allclose(params["encoder/embeddings/position/scale"], 1 / math.sqrt(32))
-    assert params["encoder/layer_0/ffn/input/kernel"].shape == (32, 64)
-    assert params["encoder/layer_0/ffn/output/kernel"].shape == (32, 32)  # GLU halves 64 -> 32
+  cfg = tiny("crammed")
+  params = flat(init(cfg))
+  biases = [k for k in params if k.endswith("/bias")]
+  assert biases and all(k.split("/")[-2].endswith("norm") for k in biases), biases
+  # Tied decoder: the word embedding is the only vocab-sized matrix.
+  assert [k for k, v in params.items() if cfg.vocab_size in v.shape] == [
+      "encoder/embeddings/word/embedding"]
+  assert "encoder/final_norm/scale" in params
+  np.testing.assert_allclose(params["encoder/embeddings/position/scale"], 1 / math.sqrt(32))
+  assert params["encoder/layer_0/ffn/input/kernel"].shape == (32, 64)
+  assert params["encoder/layer_0/ffn/output/kernel"].shape == (32, 32)  # GLU halves 64 -> 32
 
 
 def test_original_structure():
-    params = flat(init(tiny("original")))
-    for k in ("attention/query", "attention/key", "attention/value", "attention/output",
-              "ffn/input", "ffn/output"):
-        assert f"encoder/layer_1/{k}/bias" in params
-    assert params["encoder/embeddings/position/embedding"].shape == (16, 32)
-    assert params["decoder_bias"].shape == (101,) and "transform/kernel" in params
-    assert [k for k, v in params.items() if v.ndim == 2 and 101 in v.shape] == [
-        "encoder/embeddings/word/embedding"]
-    assert not any("final_norm" in k for k in params)
+  params = flat(init(tiny("original")))
+  for k in ("attention/query", "attention/key", "attention/value", "attention/output",
+            "ffn/input", "ffn/output"):
+    assert f"encoder/layer_1/{k}/bias" in params
+  assert params["encoder/embeddings/position/embedding"].shape == (16, 32)
+  assert params["decoder_bias"].shape == (101,) and "transform/kernel" in params
+  assert [k for k, v in params.items() if v.ndim == 2 and 101 in v.shape] == [
+      "encoder/embeddings/word/embedding"]
+  assert not any("final_norm" in k for k in params)
 
 
 def shape_count(cfg):
-    shapes = jax.eval_shape(
-        lambda: MaskedLM(cfg).init(jax.random.key(0), jnp.zeros((1, cfg.max_len), jnp.int32)))
-    return count_params(shapes["params"])
+  shapes = jax.eval_shape(
+      lambda: MaskedLM(cfg).init(jax.random.key(0), jnp.zeros((1, cfg.max_len), jnp.int32)))
+  return count_params(shapes["params"])
 
 
 def test_param_count_crammed():
-    H, F, V, layers = 768, 3072, 32768, 16
-    norm = 2 * H
-    layer = 4 * H * H + H * F + (F // 2) * H + 2 * norm  # bias-free q,k,v,o + GLU in/out + 2 LNs
-    embedding = V * H
-    expected = embedding + 1 + norm + layers * layer + norm  # + scalar, embedding LN, final LN
-    assert shape_count(ModelConfig()) == expected == 119_589_889
-    assert round((expected - embedding) / 1e6, 1) == 94.4
+  H, F, V, layers = 768, 3072, 32768, 16
+  norm = 2 * H
+  layer = 4 * H * H + H * F + (F // 2) * H + 2 * norm  # bias-free q,k,v,o + GLU in/out + 2 LNs
+  embedding = V * H
+  expected = embedding + 1 + norm + layers * layer + norm  # + scalar, embedding LN, final LN
+  assert shape_count(ModelConfig()) == expected == 119_589_889
+  assert round((expected - embedding) / 1e6, 1) == 94.4
 
 
 def test_param_count_original_bert_base():
-    H, F, V, layers, max_len = 768, 3072, 30522, 12, 512
-    cfg = ModelConfig(arch="original", num_layers=layers, vocab_size=V, max_len=max_len)
-    layer = 4 * (H * H + H) + (H * F + F) + (F * H + H) + 2 * 2 * H
-    embeddings = V * H + max_len * H + 2 * H
-    head = H * H + H + 2 * H + V  # transform, its LN, decoder bias
-    expected = embeddings + layers * layer + head
-    # HF BertForMaskedLM (bert-base-uncased) has 109,514,298; we drop the 2 x 768 token types.
-    assert expected == 109_514_298 - 2 * H
-    assert shape_count(cfg) == expected
+  H, F, V, layers, max_len = 768, 3072, 30522, 12, 512
+  cfg = ModelConfig(arch="original", num_layers=layers, vocab_size=V, max_len=max_len)
+  layer = 4 * (H * H + H) + (H * F + F) + (F * H + H) + 2 * 2 * H
+  embeddings = V * H + max_len * H + 2 * H
+  head = H * H + H + 2 * H + V  # transform, its LN, decoder bias
+  expected = embeddings + layers * layer + head
+  # HF BertForMaskedLM (bert-base-uncased) has 109,514,298; we drop the 2 x 768 token types.
+  assert expected == 109_514_298 - 2 * H
+  assert shape_count(cfg) == expected
 
 
 @pytest.mark.parametrize("arch", ["crammed", "original"])
 def test_padding_does_not_change_real_positions(arch):
-    cfg = tiny(arch)
-    params = init(cfg)
-    model = MaskedLM(cfg)
-    n = 10
-    short = tokens(1, n)
-    padded = jnp.concatenate([short, jnp.zeros((B, L - n), short.dtype)], axis=1)
-    mask = jnp.arange(L)[None, :] < n
-    ref = model.apply({"params": params}, short)
-    out = model.apply({"params": params}, padded, attention_mask=jnp.broadcast_to(mask, (B, L)))
-    np.testing.assert_allclose(out[:, :n], ref, rtol=1e-5, atol=1e-5)
-    unmasked = model.apply({"params": params}, padded)
-    assert not np.allclose(unmasked[:, :n], ref, atol=1e-3)  # the mask really did something
+  cfg = tiny(arch)
+  params = init(cfg)
+  model = MaskedLM(cfg)
+  n = 10
+  short = tokens(1, n)
+  padded = jnp.concatenate([short, jnp.zeros((B, L - n), short.dtype)], axis=1)
+  mask = jnp.arange(L)[None, :] < n
+  ref = model.apply({"params": params}, short)
+  out = model.apply({"params": params}, padded, attention_mask=jnp.broadcast_to(mask, (B, L)))
+  np.testing.assert_allclose(out[:, :n], ref, rtol=1e-5, atol=1e-5)
+  unmasked = model.apply({"params": params}, padded)
+  assert not np.allclose(unmasked[:, :n], ref, atol=1e-3)  # the mask really did something
 
 
 def test_dropout():
-    cfg = tiny("crammed", dropout=0.1)
-    params = init(cfg)
-    model = MaskedLM(cfg)
-    a = model.apply({"params": params}, tokens())
-    np.testing.assert_array_equal(a, model.apply({"params": params}, tokens()))
-    run = lambda seed: model.apply({"params": params}, tokens(), deterministic=False,
-                                   rngs={"dropout": jax.random.key(seed)})
-    assert not np.allclose(run(1), run(2))
-    np.testing.assert_array_equal(run(1), run(1))
+  cfg = tiny("crammed", dropout=0.1)
+  params = init(cfg)
+  model = MaskedLM(cfg)
+  a = model.apply({"params": params}, tokens())
+  np.testing.assert_array_equal(a, model.apply({"params": params}, tokens()))
+  run = lambda seed: model.apply({"params": params}, tokens(), deterministic=False,
+                                 rngs={"dropout": jax.random.key(seed)})
+  assert not np.allclose(run(1), run(2))
+  np.testing.assert_array_equal(run(1), run(1))
 
 
 def test_from_dict():
-    cfg = ModelConfig.from_dict({"arch": "original", "num_layers": 2})
-    assert cfg.arch == "original" and cfg.num_layers == 2 and cfg.hidden_size == 768
-    with pytest.raises(ValueError, match="num_layer"):
-        ModelConfig.from_dict({"num_layer": 2})
-    with pytest.raises(ValueError):
-        ModelConfig.from_dict({"arch": "gpt"})
+  cfg = ModelConfig.from_dict({"arch": "original", "num_layers": 2})
+  assert cfg.arch == "original" and cfg.num_layers == 2 and cfg.hidden_size == 768
+  with pytest.raises(ValueError, match="num_layer"):
+    ModelConfig.from_dict({"num_layer": 2})
+  with pytest.raises(ValueError):
+    ModelConfig.from_dict({"arch": "gpt"})
 
 
 def test_from_config_dict():
-    ml_collections = pytest.importorskip("ml_collections")
-    cfg = ModelConfig.from_dict(ml_collections.ConfigDict({"dtype": "bfloat16", "dropout": 0.1}))
-    assert cfg.dtype == "bfloat16" and cfg.dropout == 0.1
+  ml_collections = pytest.importorskip("ml_collections")
+  cfg = ModelConfig.from_dict(ml_collections.ConfigDict({"dtype": "bfloat16", "dropout": 0.1}))
+  assert cfg.dtype == "bfloat16" and cfg.dropout == 0.1
 
 
 def test_flops_per_token():
-    cfg = ModelConfig()
-    H, L, V, K = 768, 128, 32768, 32
-    n_matmul = 16 * (4 * H * H + H * 3072 + 1536 * H)
-    expected = 6 * n_matmul + 12 * L * H * 16 + 6 * H * V * K / L
-    assert flops_per_token(cfg, K) == expected
-    assert 0.61e9 < expected < 0.63e9  # RECIPE's ~0.62 GFLOP/token
+  cfg = ModelConfig()
+  H, L, V, K = 768, 128, 32768, 32
+  n_matmul = 16 * (4 * H * H + H * 3072 + 1536 * H)
+  expected = 6 * n_matmul + 12 * L * H * 16 + 6 * H * V * K / L
+  assert flops_per_token(cfg, K) == expected
+  assert 0.61e9 < expected < 0.63e9  # RECIPE's ~0.62 GFLOP/token

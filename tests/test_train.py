@@ -155,3 +155,22 @@ def test_batch_ramp_is_linear_in_progress_with_few_shapes():
     target = 1 + 255 * x / 0.6
     assert train.accumulation(t, x) <= target + 1e-9
     assert target - train.accumulation(t, x) <= max(np.diff(levels)) + 1e-9
+
+
+def test_non_finite_loss_stops_the_run_naming_the_step(tmp_path):
+  config = tiny.get_config()
+  config.optim.peak_lr = 1e30
+  config.train.max_steps = 6
+  with pytest.raises(train.NonFiniteLoss, match=r"at step \d"):
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert not checkpoint.has_checkpoint(str(tmp_path / "run"))  # no NaN params were saved
+
+
+def test_rerunning_a_finished_run_repeats_no_work(tmp_path):
+  workdir = str(tmp_path / "run")
+  first = train.train_and_evaluate(tiny.get_config(), workdir)
+  again = train.train_and_evaluate(tiny.get_config(), workdir)
+  assert again == first
+  records = metrics.read(workdir)
+  assert [(r["kind"], r["step"]) for r in records] == [
+      ("start", 0), ("train", 1), ("train", 2), ("train", 3), ("eval", 3)]

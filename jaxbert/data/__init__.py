@@ -2,8 +2,5 @@
 from .store import TokenStore, default_config, prepare
 from .tokenizer import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_IDS, UNK_ID
 
-pad_id, unk_id, cls_id, sep_id, mask_id = SPECIAL_IDS
-
 __all__ = ["prepare", "TokenStore", "default_config", "SPECIAL_IDS",
-           "PAD_ID", "UNK_ID", "CLS_ID", "SEP_ID", "MASK_ID",
-           "pad_id", "unk_id", "cls_id", "sep_id", "mask_id"]
+           "PAD_ID", "UNK_ID", "CLS_ID", "SEP_ID", "MASK_ID"]

@@ -25,6 +25,8 @@ import ml_collections
 import numpy as np
 import tqdm
 
+from jaxbert import config as config_lib
+
 from . import corpus, text
 from . import tokenizer as tokenizer_lib
 from .tokenizer import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS, UNK_ID  # noqa: F401
@@ -33,16 +35,9 @@ FORMAT_VERSION = 1
 SPLITS = ("train", "heldout")
 BATCH_DOCS = 256  # documents per encode_batch call: enough to keep the Rust threads busy
 
-DEFAULTS = dict(
-  sources="embedded",
-  seq_len=128,
-  lowercase=True,
-  remove_stopwords=False,
-  remove_punctuation=False,
-  max_token_char_ratio=0.25,  # <= 0 disables the filter
-  max_documents=0,  # cap on documents read per split, 0 = all (tests, quick runs)
-  cache_dir="",  # "" = $JAXBERT_CACHE or ~/.cache/jaxbert
-)
+# The data fields a store depends on; their defaults live with the rest in jaxbert/config.py.
+FIELDS = ("sources", "seq_len", "lowercase", "remove_stopwords", "remove_punctuation",
+          "max_token_char_ratio", "max_documents", "cache_dir")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +73,7 @@ class TokenStore:
 
 
 def default_config() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(DEFAULTS)
+  return config_lib.default().data
 
 
 def _sources(names: str) -> list[tuple[str, Source]]:
@@ -109,7 +104,8 @@ def settings(data_cfg, vocab_size: int) -> dict:
 
 def _options(data_cfg) -> dict:
   # Typed, so that e.g. a ratio of 0 and 0.0 give the same key.
-  return {k: type(v)(data_cfg.get(k, v)) for k, v in DEFAULTS.items()}
+  defaults = default_config()
+  return {k: type(defaults[k])(data_cfg.get(k, defaults[k])) for k in FIELDS}
 
 
 def store_key(s: dict) -> str:
