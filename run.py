@@ -29,7 +29,7 @@ def main(argv):
     raise app.UsageError("--config=FILE is required to train (see configs/)")
   if not FLAGS["verbosity"].present:  # library INFO lines (orbax, jax) drown the progress lines
     logging.set_verbosity(logging.WARNING)
-  from jaxbert import checkpoint, evaluate, train  # after flag parsing, so --help stays fast
+  from jaxbert import checkpoint, config, evaluate, train  # after flag parsing: fast --help
 
   try:
     if FLAGS.mode == "evaluate":
@@ -37,8 +37,12 @@ def main(argv):
     else:
       config_name = os.path.basename(FLAGS["config"].config_filename).split(".py")[0]
       train.train_and_evaluate(FLAGS.config, FLAGS.workdir or os.path.join("workdirs", config_name))
-  except (FileNotFoundError, checkpoint.IncompatibleCheckpoint, train.NonFiniteLoss) as e:
+  except (FileNotFoundError, config.ConfigError, checkpoint.IncompatibleCheckpoint,
+          train.NonFiniteLoss) as e:
     sys.exit(f"error: {e}")
+  except train.Interrupted as e:
+    print(e, file=sys.stderr)
+    sys.exit(128 + e.signum)
 
 
 if __name__ == "__main__":

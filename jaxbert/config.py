@@ -9,6 +9,10 @@ import jax
 import ml_collections
 
 
+class ConfigError(ValueError):
+  """A setting that cannot work; the message names the key and what to do."""
+
+
 def default() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0  # seeds init, data order, masking and dropout; everything random derives from it
@@ -75,14 +79,14 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Checks the config and fills in what depends on the machine ("auto" dtype)."""
   config = ml_collections.ConfigDict(config.to_dict())  # a copy we may edit
   if not config.budget_hours > 0:
-    raise ValueError(f"budget_hours={config.budget_hours} must be > 0")
+    raise ConfigError(f"budget_hours={config.budget_hours} must be > 0: the wall-clock budget in hours")
   if config.model.dtype == "auto":
     config.model.dtype = "float32" if jax.default_backend() == "cpu" else "bfloat16"
   t = config.train
   if t.batch_size % t.micro_batch:
-    raise ValueError(f"train.batch_size={t.batch_size} is not a multiple of "
+    raise ConfigError(f"train.batch_size={t.batch_size} is not a multiple of "
                      f"train.micro_batch={t.micro_batch}")
   if config.data.seq_len > config.model.max_len:
-    raise ValueError(f"data.seq_len={config.data.seq_len} exceeds model.max_len="
+    raise ConfigError(f"data.seq_len={config.data.seq_len} exceeds model.max_len="
                      f"{config.model.max_len}")
   return config

@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from jaxbert.config import ConfigError
+
 
 def budget_triangle(t, cfg):
   """The cramming schedule: min(0.25 + t, 4(1 − t)); 0.25 at the start, peak at 0.75, 0 at 1."""
@@ -73,13 +75,13 @@ def _base(name, learning_rate, cfg, mask):
   if name == "sgd":
     return optax.chain(optax.add_decayed_weights(cfg.weight_decay, mask),
                        optax.sgd(learning_rate, momentum=cfg.momentum, nesterov=cfg.nesterov))
-  raise ValueError(f"optim.name={name!r} is not an optimizer; use one of adamw, adam, sgd")
+  raise ConfigError(f"optim.name={name!r} is not an optimizer; use one of adamw, adam, sgd")
 
 
 def make(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """Clip by global norm, then the optimizer, with the lr injected so the step can set it."""
   if cfg.schedule not in SCHEDULES:
-    raise ValueError(f"optim.schedule={cfg.schedule!r} is not a schedule; "
+    raise ConfigError(f"optim.schedule={cfg.schedule!r} is not a schedule; "
                      f"use one of {', '.join(SCHEDULES)}")
   _base(cfg.name, 0.0, cfg, decay_mask)  # fail on a bad name now, not inside jit
 

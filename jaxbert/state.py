@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxbert import masking, optim
+from jaxbert.config import ConfigError
 from jaxbert.model import MaskedLM, ModelConfig
 
 
@@ -18,7 +19,10 @@ class TrainState:
 
 def build(config):
   """(model, optimizer, init function of a key) for a resolved config."""
-  model = MaskedLM(ModelConfig.from_dict(config.model))
+  try:
+    model = MaskedLM(ModelConfig.from_dict(config.model))
+  except ValueError as e:
+    raise ConfigError(f"model: {e}") from e
   tx = optim.make(config.optim)
   count = masking.num_masked(config.data.mask_rate, config.data.seq_len)
 

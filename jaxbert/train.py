@@ -8,6 +8,9 @@ restored clock.
 
 import math
 import os
+import signal
+import sys
+import threading
 import time
 
 import jax
@@ -26,6 +29,40 @@ from jaxbert.state import TrainState, build, init_key
 
 class NonFiniteLoss(RuntimeError):
   pass
+
+
+class Interrupted(RuntimeError):
+  """Training stopped on SIGTERM or SIGINT after saving a checkpoint; `signum` says which."""
+
+  def __init__(self, message, signum):
+    super().__init__(message)
+    self.signum = signum
+
+
+class _StopOnSignal:
+  """SIGTERM/SIGINT ask the loop to stop at the next step boundary; a second one exits at once."""
+
+  def __init__(self):
+    self.signum = None
+
+  def _handle(self, signum, frame):
+    if self.signum is not None:
+      os._exit(128 + signum)  # the user insists: no checkpoint, no cleanup
+    self.signum = signum
+    print(f"\n{signal.Signals(signum).name}: saving a checkpoint, then stopping "
+          "(send it again to stop at once)", file=sys.stderr, flush=True)
+
+  def __enter__(self):
+    # Handlers can only be set from the main thread; elsewhere (e.g. a notebook worker) the
+    # process keeps its default behaviour.
+    self._previous = {}
+    if threading.current_thread() is threading.main_thread():
+      self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
+    return self
+
+  def __exit__(self, *exc):
+    for s, handler in self._previous.items():
+      signal.signal(s, handler)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,6 +161,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
           f"{workdir} holds a checkpoint of another run: {', '.join(differing)} differ from its "
           "config.json; use a new --workdir, or restore the original values to resume")
 
+  model, tx, init = build(config)  # before anything is written: a bad setting leaves no trace
+
   # Input. Preparing the token store is cached and shared across runs, so it is off the clock;
   # it comes before the workdir is touched, so bad data leaves nothing behind.
   store = data.prepare(config.data, config.model.vocab_size)
@@ -138,7 +177,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   # Model and state: fresh, or the workdir's latest checkpoint (params, optimizer, data position).
   clock = time.monotonic()
-  model, tx, init = build(config)
   step = ckpts.latest_step()
   if step is None:
     state = jax.jit(init)(init_key(config))
@@ -171,41 +209,47 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         + (f", {tc.max_steps} steps" if tc.max_steps else ""), flush=True)
   last_save, window = time.monotonic(), (time.monotonic(), tokens)
   saved_step = step if ckpts.latest_step() == step else None
-  while not done(step, elapsed()):
-    t = progress(step, elapsed())
-    n = accumulation(tc, t)
-    batches = _stack([next(iterator) for _ in range(n)])
-    state, metrics = train_step(state, batches, np.float32(t))
-    step += 1
-    tokens += n * tc.micro_batch * tokens_per_row
-    last = done(step, elapsed())
-    due = time.monotonic() - last_save >= tc.checkpoint_minutes * 60 or (
-        tc.checkpoint_steps > 0 and step % tc.checkpoint_steps == 0)
-    if step % tc.log_every == 0 or last or due:
-      metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}  # the only host sync
-      if not math.isfinite(metrics["loss"]):
-        raise NonFiniteLoss(
-            f"loss is {metrics['loss']} at step {step} (finite at the last check before it); "
-            f"lower optim.peak_lr or raise optim.warmup; the workdir keeps checkpoint step "
-            f"{ckpts.latest_step()}")
-    if step % tc.log_every == 0 or last:
-      now = time.monotonic()
-      tokens_per_s = (tokens - window[1]) / (now - window[0])
-      window = (now, tokens)
-      record = {"kind": "train", "step": step, **metrics, "batch_rows": n * tc.micro_batch,
-                "progress": float(t), "elapsed_s": elapsed(), "tokens": tokens,
-                "tokens_per_s": tokens_per_s, "tflops_per_s": tokens_per_s * flops / 1e12}
-      metrics_log.write(workdir, record)
-      where = f"step {step}/{tc.max_steps}" if tc.max_steps else f"step {step}"
-      print(f"{where} | loss {metrics['loss']:.3f} | acc {metrics['accuracy']:.3f} | "
-            f"{tokens_per_s / 1e3:.1f}k tok/s | lr {metrics['lr']:.2e} | batch {n * tc.micro_batch}"
-            f" | {_duration(budget_s - elapsed())} of budget left", flush=True)
-    if due:
+  stop = _StopOnSignal()
+  with stop:
+    while not done(step, elapsed()) and stop.signum is None:
+      t = progress(step, elapsed())
+      n = accumulation(tc, t)
+      batches = _stack([next(iterator) for _ in range(n)])
+      state, metrics = train_step(state, batches, np.float32(t))
+      step += 1
+      tokens += n * tc.micro_batch * tokens_per_row
+      last = done(step, elapsed()) or stop.signum is not None
+      due = time.monotonic() - last_save >= tc.checkpoint_minutes * 60 or (
+          tc.checkpoint_steps > 0 and step % tc.checkpoint_steps == 0)
+      if step % tc.log_every == 0 or last or due:
+        metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}  # the only host sync
+        if not math.isfinite(metrics["loss"]):
+          raise NonFiniteLoss(
+              f"loss is {metrics['loss']} at step {step} (finite at the last check before it); "
+              f"lower optim.peak_lr or raise optim.warmup; the workdir keeps checkpoint step "
+              f"{ckpts.latest_step()}")
+      if step % tc.log_every == 0 or last:
+        now = time.monotonic()
+        tokens_per_s = (tokens - window[1]) / (now - window[0])
+        window = (now, tokens)
+        record = {"kind": "train", "step": step, **metrics, "batch_rows": n * tc.micro_batch,
+                  "progress": float(t), "elapsed_s": elapsed(), "tokens": tokens,
+                  "tokens_per_s": tokens_per_s, "tflops_per_s": tokens_per_s * flops / 1e12}
+        metrics_log.write(workdir, record)
+        where = f"step {step}/{tc.max_steps}" if tc.max_steps else f"step {step}"
+        print(f"{where} | loss {metrics['loss']:.3f} | acc {metrics['accuracy']:.3f} | "
+              f"{tokens_per_s / 1e3:.1f}k tok/s | lr {metrics['lr']:.2e} | "
+              f"batch {n * tc.micro_batch} | {_duration(budget_s - elapsed())} of budget left",
+              flush=True)
+      if due:
+        save()
+        last_save, saved_step = time.monotonic(), step
+    if saved_step != step:
       save()
-      last_save, saved_step = time.monotonic(), step
-  if saved_step != step:
-    save()
-  ckpts.close()
+    ckpts.close()  # waits for the save: a signal during it does not cut it short
+  if stop.signum is not None:
+    raise Interrupted(f"stopped by {signal.Signals(stop.signum).name} at step {step}; checkpoint "
+                      "saved: rerun the same command to resume", stop.signum)
   print(f"stopped at step {step} after {_duration(elapsed())}; {tokens / 1e6:.1f}M tokens seen",
         flush=True)
 

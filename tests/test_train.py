@@ -174,3 +174,33 @@ def test_rerunning_a_finished_run_repeats_no_work(tmp_path):
   records = metrics.read(workdir)
   assert [(r["kind"], r["step"]) for r in records] == [
       ("start", 0), ("train", 1), ("train", 2), ("train", 3), ("eval", 3)]
+
+
+def test_bad_setting_fails_cleanly_before_writing_anything(tmp_path):
+  for override in ("--config.optim.schedule=triangle", "--config.budget_hours=0"):
+    proc = run_py("--config=configs/tiny.py", f"--workdir={tmp_path / 'run'}", override,
+                  check=False)
+    key = override.split("=")[0].removeprefix("--config.")
+    assert proc.returncode != 0 and key in proc.stderr and "Traceback" not in proc.stderr
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes(tmp_path):
+  workdir = str(tmp_path / "run")
+  args = ["--config=configs/tiny.py", f"--workdir={workdir}", "--config.train.max_steps=400"]
+  proc = subprocess.Popen([sys.executable, "run.py", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 240
+  while time.time() < deadline and len(_train_records(workdir)) < 3 and proc.poll() is None:
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 128 + signal.SIGTERM, err
+  assert "rerun the same command to resume" in err and "Traceback" not in err
+  stopped = _train_records(workdir)[-1]["step"]
+  assert stopped < 400 and checkpoint.Checkpoints(workdir).steps()[-1] == stopped
+  assert not [r for r in metrics.read(workdir) if r["kind"] == "eval"]
+
+  out = run_py(*args).stdout
+  assert f"resuming {workdir} at step {stopped}" in out
+  assert [r["step"] for r in _train_records(workdir)] == list(range(1, 401))

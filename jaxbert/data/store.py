@@ -82,7 +82,7 @@ def _sources(names: str) -> list[tuple[str, Source]]:
   out = []
   for name in (n.strip() for n in names.split(",")):
     if name not in SOURCES:
-      raise ValueError(f"unknown data source {name!r}; valid sources: {sorted(SOURCES)}")
+      raise config_lib.ConfigError(f"data.sources: unknown source {name!r}; valid sources: {sorted(SOURCES)}")
     out.append((name, SOURCES[name]))
   return out
 
@@ -188,9 +188,9 @@ def _build(out: str, s: dict, c: dict, cache: str) -> None:
 
   train = counts["train"]
   if train["rows"] == 0:
-    raise ValueError(
+    raise config_lib.ConfigError(
         f"no training rows: {train['dropped']} of {train['documents']} train documents had more "
-        f"than max_token_char_ratio={c['max_token_char_ratio']} tokens per character (a small "
+        f"than data.max_token_char_ratio={c['max_token_char_ratio']} tokens per character (a small "
         f"vocabulary splits words finely: raise the ratio, or 0 disables the filter); "
         f"{train['empty']} were empty")
   if counts["heldout"]["rows"] == 0:
