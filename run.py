@@ -14,8 +14,10 @@ config_flags.DEFINE_config_file("config", None, "Python config file (configs/*.p
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Run directory: config, metrics, checkpoints. "
                     "Default: workdirs/<config file name>.")
-flags.DEFINE_enum("mode", "train", ["train", "evaluate"], "train (or resume), or evaluate a "
-                  "checkpoint of --workdir on the held-out rows.")
+flags.DEFINE_enum("mode", "train", ["train", "evaluate", "finetune"],
+                  "train (or resume); evaluate a checkpoint of --workdir on the held-out rows; or "
+                  "finetune its latest checkpoint (settings: --config's finetune.*, else the "
+                  "workdir's).")
 flags.DEFINE_integer("step", None, "evaluate: the checkpoint step (default: the latest).")
 FLAGS = flags.FLAGS
 
@@ -23,22 +25,31 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if FLAGS.mode == "evaluate" and FLAGS.workdir is None:
-    raise app.UsageError("--mode=evaluate needs --workdir")
+  if FLAGS.mode != "train" and FLAGS.workdir is None:
+    raise app.UsageError(f"--mode={FLAGS.mode} needs --workdir")
   if FLAGS.mode == "train" and FLAGS.config is None:
     raise app.UsageError("--config=FILE is required to train (see configs/)")
+  if FLAGS.config is not None:
+    try:
+      FLAGS.config.get("seed")  # a config file that failed to load raises only when first used
+    except OSError as e:
+      sys.exit(f"error: cannot load --config={FLAGS['config'].config_filename}: "
+               f"{str(e).strip().splitlines()[-1].strip()}")
   if not FLAGS["verbosity"].present:  # library INFO lines (orbax, jax) drown the progress lines
     logging.set_verbosity(logging.WARNING)
-  from jaxbert import checkpoint, config, evaluate, train  # after flag parsing: fast --help
+  from jaxbert import checkpoint, config, evaluate, finetune, train  # after flags: fast --help
 
   try:
     if FLAGS.mode == "evaluate":
       evaluate.evaluate_checkpoint(FLAGS.workdir, FLAGS.step)
+    elif FLAGS.mode == "finetune":
+      settings = FLAGS.config or checkpoint.read_config(FLAGS.workdir)
+      finetune.run(FLAGS.workdir, settings.get("finetune"))
     else:
       config_name = os.path.basename(FLAGS["config"].config_filename).split(".py")[0]
       train.train_and_evaluate(FLAGS.config, FLAGS.workdir or os.path.join("workdirs", config_name))
   except (FileNotFoundError, config.ConfigError, checkpoint.IncompatibleCheckpoint,
-          train.NonFiniteLoss) as e:
+          checkpoint.DamagedCheckpoint, checkpoint.WorkdirError, train.NonFiniteLoss) as e:
     sys.exit(f"error: {e}")
   except train.Interrupted as e:
     print(e, file=sys.stderr)

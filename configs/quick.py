@@ -30,4 +30,6 @@ def get_config():
   t.micro_batch, t.batch_size = 64, 64
   t.log_every, t.checkpoint_minutes = 200, 2.0
   config.eval.max_rows = 4096
+  f = config.finetune  # python run.py --mode=finetune --workdir=workdirs/quick (about 4 minutes)
+  f.max_len, f.lr, f.epochs, f.seeds = 32, 1e-4, 3, 3
   return config

@@ -22,4 +22,6 @@ def get_config():
   t.micro_batch, t.batch_size, t.ramp_until = 4, 8, 0.5
   t.max_steps, t.log_every, t.keep, t.loader_threads = 3, 1, 2, 1
   config.eval.batch_size, config.eval.max_rows = 16, 64
+  f = config.finetune
+  f.max_len, f.epochs, f.seeds, f.max_train_examples, f.bow_steps = 32, 1, 1, 48, 50
   return config

@@ -6,8 +6,12 @@ config). Orbax writes each step aside and renames it when complete, so a run kil
 leaves the previous step as the latest.
 """
 
+import fcntl
 import json
+import logging
 import os
+import socket
+import sys
 
 import grain
 import ml_collections
@@ -25,6 +29,14 @@ IDENTITY_KEYS = (
 
 class IncompatibleCheckpoint(ValueError):
   pass
+
+
+class DamagedCheckpoint(RuntimeError):
+  """No checkpoint step of the workdir can be restored."""
+
+
+class WorkdirError(RuntimeError):
+  """The workdir cannot be written, or another run holds it."""
 
 
 def _get(d: dict, dotted: str):
@@ -60,6 +72,77 @@ def write_config(workdir: str, config: ml_collections.ConfigDict):
   os.replace(path + ".tmp", path)
 
 
+class WorkdirLock:
+  """Creates the workdir and holds WORKDIR/.lock while a run writes it; a second run is refused.
+
+  An flock, not a pid file: the OS releases it however its holder dies, so a stale lock never
+  blocks. The file says who holds it, for the refusal; a clean release empties it, so a non-empty
+  file found on taking the lock was left by a killed run. The file is kept: deleting it would let
+  a run that opened the old one and a run that creates a new one both hold "the" lock.
+  """
+
+  def __init__(self, workdir: str):
+    self.workdir, self.path, self.fd = workdir, os.path.join(workdir, ".lock"), None
+
+  def __enter__(self):
+    try:
+      os.makedirs(self.workdir, exist_ok=True)
+      fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+      raise WorkdirError(f"cannot write to the workdir {self.workdir}: {e.strerror}") from e
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      holder = os.pread(fd, 256, 0).decode(errors="replace").strip() or "another run"
+      os.close(fd)
+      raise WorkdirError(f"the workdir {self.workdir} is in use by {holder}; wait for it to end "
+                         "or use another --workdir") from None
+    except OSError as e:  # a filesystem without locks (some network mounts): go on, unguarded
+      print(f"warning: cannot lock {self.path} ({e.strerror}); nothing stops a second run from "
+            "writing this workdir at the same time", file=sys.stderr, flush=True)
+    previous = os.pread(fd, 256, 0).decode(errors="replace").strip()
+    if previous:
+      print(f"taking over {self.path} from {previous}, which ended without releasing it",
+            file=sys.stderr, flush=True)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+    self.fd = fd
+    return self
+
+  def __exit__(self, *exc):
+    os.ftruncate(self.fd, 0)
+    os.close(self.fd)  # releases the flock
+
+
+def _reason(e: BaseException) -> str:
+  """The first line of the innermost cause: tensorstore's wrapper messages name no file."""
+  while e.__cause__ is not None:
+    e = e.__cause__
+  lines = str(e).strip().splitlines()
+  return f"{type(e).__name__}: {lines[0][:300] if lines else ''}"
+
+
+def _quiet_failed_restores():
+  """A failed restore leaves orbax reads in flight: they fail as "unraisable" or "never retrieved",
+  or call back into its closed event loop, each printing a traceback, during the restore or after
+  it. The failure itself is reported; these are noise. Filters only those, once per process."""
+  previous = sys.unraisablehook
+  if getattr(previous, "jaxbert_filter", False):
+    return
+
+  def hook(unraisable):
+    e, code = unraisable.exc_value, getattr(unraisable.object, "cr_code", None)
+    closed_loop = isinstance(e, RuntimeError) and str(e) == "Event loop is closed"
+    if not closed_loop and f"{os.sep}orbax{os.sep}" not in getattr(code, "co_filename", ""):
+      previous(unraisable)
+
+  hook.jaxbert_filter = True
+  sys.unraisablehook = hook
+  logging.getLogger("asyncio").addFilter(lambda record: not (
+      "exception was never retrieved" in record.getMessage()
+      and any(word in record.getMessage() for word in ("orbax", "OCDBT", "TensorStore"))))
+
+
 class Checkpoints:
   """The workdir's checkpoint directory: save every so often, restore the latest or a given step."""
 
@@ -92,6 +175,43 @@ class Checkpoints:
       items["data"] = grain.checkpoint.CheckpointRestore(iterator)
     restored = self.manager.restore(step, args=ocp.args.Composite(**items))
     return restored["state"], restored["meta"]
+
+  def restore_latest_good(self, abstract_state, iterator=None):
+    """(step, state, meta) of the latest step that restores; None if there is no step.
+
+    Steps after it that fail (truncated or deleted files) are renamed N.damaged, never deleted,
+    so that orbax no longer lists them. If no step restores, the cause may be ours (a changed
+    optimizer, say) rather than the files: nothing is moved and DamagedCheckpoint says why.
+    """
+    _quiet_failed_restores()
+    failures = []
+    for step in sorted(self.steps(), reverse=True):
+      try:
+        state, meta = self.restore(step, abstract_state, iterator)
+      except Exception as e:  # orbax and tensorstore raise anything from KeyError to Exception
+        failures.append((step, _reason(e)))
+        continue
+      for bad, reason in failures:
+        aside = self._move_aside(bad)
+        print(f"checkpoint step {bad} is damaged ({reason}); resuming from step {step}; "
+              f"moved it to {aside}", file=sys.stderr, flush=True)
+      self.manager.reload()  # it caches the step list
+      return step, state, meta
+    if failures:
+      raise DamagedCheckpoint(
+          f"no checkpoint step in {self.directory} can be restored: "
+          + "; ".join(f"step {s}: {r}" for s, r in failures)
+          + "; nothing was moved or deleted; use a new --workdir to start over")
+    return None
+
+  def _move_aside(self, step: int) -> str:
+    path = os.path.join(self.directory, f"{step}.damaged")
+    n = 1
+    while os.path.exists(path):  # a step damaged before, in an earlier run
+      n += 1
+      path = os.path.join(self.directory, f"{step}.damaged{n}")
+    os.rename(os.path.join(self.directory, str(step)), path)
+    return path
 
   def close(self):
     self.manager.wait_until_finished()

@@ -72,6 +72,26 @@ def default() -> ml_collections.ConfigDict:
   e.batch_size = 256  # rows per held-out evaluation batch
   e.max_rows = 0  # evaluate on at most this many held-out rows (0 = all)
   e.seed = 1  # masks of the held-out rows; fixed so every evaluation sees the same positions
+
+  # Fine-tuning: the cramming paper's "GLUE-sane" protocol; small CPU models may want lr 1e-4.
+  c.finetune = f = ml_collections.ConfigDict()
+  f.task = "sentiment"  # a task of jaxbert.data.tasks
+  f.epochs = 5  # passes over the training split
+  f.batch_size = 16  # examples per optimizer step
+  f.lr = 4e-5  # peak learning rate
+  f.warmup = 0.1  # linear warmup as a fraction of all steps, then cosine decay to 0
+  f.b1 = 0.9  # Adam beta1
+  f.b2 = 0.98  # Adam beta2
+  f.eps = 1e-6  # Adam epsilon
+  f.weight_decay = 0.0  # decoupled decay on matrices (none on biases and norms)
+  f.dropout = 0.1  # encoder and head dropout while fine-tuning
+  f.max_len = 128  # tokens per example, [CLS] and [SEP] included; <= the model's max_len
+  f.seeds = 5  # fine-tunes per model (seeds 0..N-1); the median is reported
+  f.max_train_examples = 0  # train on a fixed random subset of this size (0 = all); for tests
+  f.eval_batch_size = 256  # dev examples per evaluation step
+  f.bow_steps = 300  # bag-of-words baseline: full-batch Adam steps
+  f.bow_lr = 0.05  # bag-of-words baseline: Adam learning rate
+  f.bow_l2 = 1e-3  # bag-of-words baseline: L2 penalty on the weights (mean loss + l2/2 |W|^2)
   return c
 
 

@@ -166,7 +166,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   # Input. Preparing the token store is cached and shared across runs, so it is off the clock;
   # it comes before the workdir is touched, so bad data leaves nothing behind.
   store = data.prepare(config.data, config.model.vocab_size)
-  os.makedirs(workdir, exist_ok=True)
+  with checkpoint.WorkdirLock(workdir):  # creates the workdir; a second run is refused
+    return _train(config, workdir, model, tx, init, store)
+
+
+def _train(config, workdir, model, tx, init, store) -> dict:
   ckpts = checkpoint.Checkpoints(workdir, config.train.keep)
   checkpoint.write_config(workdir, config)
   tc = config.train
@@ -177,15 +181,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   # Model and state: fresh, or the workdir's latest checkpoint (params, optimizer, data position).
   clock = time.monotonic()
-  step = ckpts.latest_step()
-  if step is None:
+  restored = ckpts.restore_latest_good(jax.eval_shape(init, init_key(config)), iterator)
+  if restored is None:
     state = jax.jit(init)(init_key(config))
     elapsed0, tokens = 0.0, 0
     metrics_log.drop_after(workdir, -1)  # lines of an earlier attempt that never checkpointed
     metrics_log.write(workdir, {"kind": "start", "step": 0, "params": count_params(state.params),
                                 "train_rows": int(store.train.shape[0]), "time": time.time()})
   else:
-    state, meta = ckpts.restore(step, jax.eval_shape(init, init_key(config)), iterator)
+    step, state, meta = restored
     elapsed0, tokens = meta["elapsed_s"], meta["tokens"]
     metrics_log.drop_after(workdir, step)
     print(f"resuming {workdir} at step {step}: {_duration(elapsed0)} of the budget spent, "

@@ -1,0 +1,141 @@
+"""Robustness: one run per workdir, damaged checkpoints, determinism, bad input."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, run_py
+from jaxbert import checkpoint, metrics, train
+
+sys.path.insert(0, ROOT)
+from configs import tiny  # noqa: E402
+
+
+def _losses(workdir):
+  return [(r["step"], r["loss"]) for r in metrics.read(workdir) if r["kind"] == "train"]
+
+
+def _damage(step_dir):
+  """Truncates the largest file of a step's state, as a full disk or a killed copy would."""
+  files = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(step_dir, "state")) for f in fs]
+  biggest = max(files, key=os.path.getsize)
+  os.truncate(biggest, os.path.getsize(biggest) // 3)
+
+
+def test_a_held_workdir_is_refused_and_a_dead_holder_does_not_block(tmp_path):
+  workdir = str(tmp_path / "run")
+  with checkpoint.WorkdirLock(workdir):
+    with pytest.raises(checkpoint.WorkdirError, match="in use"):  # even from the same process
+      checkpoint.WorkdirLock(workdir).__enter__()
+    proc = run_py("--config=configs/tiny.py", f"--workdir={workdir}", check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert workdir in proc.stderr and f"pid {os.getpid()}" in proc.stderr
+    assert os.listdir(workdir) == [".lock"]  # the refused run wrote nothing
+  assert open(os.path.join(workdir, ".lock")).read() == ""  # a clean release leaves no holder
+
+  # A holder killed with -9 leaves its name in the file but not the lock: the next run takes it.
+  holder = subprocess.Popen(
+      [sys.executable, "-c", "import sys, time; from jaxbert import checkpoint; "
+       "checkpoint.WorkdirLock(sys.argv[1]).__enter__(); print('held', flush=True); "
+       "time.sleep(600)", workdir], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+  assert holder.stdout.readline() == "held\n"
+  holder.send_signal(signal.SIGKILL)
+  holder.wait()
+  proc = run_py("--config=configs/tiny.py", f"--workdir={workdir}")
+  assert f"taking over {workdir}/.lock from pid {holder.pid}" in proc.stderr
+  assert [s for s, _ in _losses(workdir)] == [1, 2, 3]
+
+
+def _step_bound(max_steps):
+  """Tiny, checkpointed every step; lr and batch independent of max_steps, so runs compare."""
+  config = tiny.get_config()
+  config.train.max_steps, config.train.checkpoint_steps, config.train.keep = max_steps, 1, 3
+  config.optim.schedule, config.optim.warmup, config.train.ramp_until = "constant", 0.0, 0.0
+  return config
+
+
+def test_damaged_latest_step_is_moved_aside_and_the_run_resumes_from_the_one_before(
+    tmp_path, capsys):
+  unbroken, broken = str(tmp_path / "unbroken"), str(tmp_path / "broken")
+  train.train_and_evaluate(_step_bound(6), unbroken)
+  train.train_and_evaluate(_step_bound(4), broken)
+  assert checkpoint.Checkpoints(broken).steps() == [2, 3, 4]
+  _damage(os.path.join(broken, "checkpoints", "4"))
+  capsys.readouterr()
+
+  train.train_and_evaluate(_step_bound(6), broken)
+  out, err = capsys.readouterr()
+  assert "checkpoint step 4 is damaged (" in err and "resuming from step 3" in err
+  assert f"resuming {broken} at step 3" in out
+  assert os.path.isdir(os.path.join(broken, "checkpoints", "4.damaged"))  # kept, not deleted
+  assert _losses(broken) == _losses(unbroken) and len(_losses(broken)) == 6
+  assert checkpoint.Checkpoints(broken).steps() == [4, 5, 6]
+
+
+def test_no_restorable_step_is_an_error_that_moves_nothing(tmp_path):
+  workdir = str(tmp_path / "run")
+  config = tiny.get_config()
+  config.train.checkpoint_steps = 1
+  train.train_and_evaluate(config, workdir)
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  assert checkpoint.Checkpoints(workdir).steps() == [2, 3]
+  for step in ("2", "3"):
+    _damage(os.path.join(ckpt_dir, step))
+  with pytest.raises(checkpoint.DamagedCheckpoint, match="step 3: .*step 2: "):
+    train.train_and_evaluate(config, workdir)
+  with checkpoint.WorkdirLock(workdir):  # the exception released the lock
+    pass
+  proc = run_py("--config=configs/tiny.py", "--config.train.checkpoint_steps=1",
+                f"--workdir={workdir}", check=False)
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr
+  assert "error: no checkpoint step in" in proc.stderr
+  assert sorted(os.listdir(ckpt_dir)) == ["2", "3"]
+
+
+def test_same_seed_same_losses_other_seed_other_losses(tmp_path):
+  procs = [subprocess.Popen([sys.executable, "run.py", "--config=configs/tiny.py",
+                            f"--workdir={tmp_path / name}"], cwd=ROOT, stdout=subprocess.DEVNULL)
+           for name in "ab"]  # separate processes, at once: nothing shared but the files
+  assert [p.wait(timeout=300) for p in procs] == [0, 0]
+  config = tiny.get_config()
+  config.seed = 1
+  train.train_and_evaluate(config, str(tmp_path / "c"))
+  first, again, other = ([loss for _, loss in _losses(str(tmp_path / n))] for n in "abc")
+  assert len(first) == 3 and first == again
+  assert all(x != y for x, y in zip(first, other))
+
+
+@pytest.mark.parametrize("args, cause", [
+    (["--config=does/not/exist.py"], "does/not/exist.py"),
+    (["--config=configs/tiny.py", "--config.train.max_steps=abc"], "max_steps"),
+])
+def test_bad_input_is_a_one_line_error(tmp_path, args, cause):
+  proc = run_py(*args, f"--workdir={tmp_path / 'run'}", check=False)
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr
+  assert cause in proc.stderr.strip().splitlines()[0]
+  assert not os.path.exists(tmp_path / "run")
+
+
+def test_unwritable_workdir_is_a_one_line_error(tmp_path):
+  if os.geteuid() == 0:
+    pytest.skip("root writes into a 0o555 directory anyway, so there is nothing to refuse")
+  parent = tmp_path / "readonly"
+  parent.mkdir()
+  parent.chmod(0o555)
+  try:
+    proc = run_py("--config=configs/tiny.py", f"--workdir={parent / 'run'}", check=False)
+  finally:
+    parent.chmod(0o755)
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr
+  assert "cannot write to the workdir" in proc.stderr and str(parent / "run") in proc.stderr
+  assert not os.path.exists(parent / "run")
+
+
+def test_workdir_that_cannot_be_created_is_an_error_naming_it(tmp_path):
+  (tmp_path / "file").write_text("")
+  workdir = str(tmp_path / "file" / "run")  # under a file: refused even to root
+  with pytest.raises(checkpoint.WorkdirError, match=f"cannot write to the workdir {workdir}: "):
+    train.train_and_evaluate(tiny.get_config(), workdir)
