@@ -176,6 +176,20 @@ class Checkpoints:
     restored = self.manager.restore(step, args=ocp.args.Composite(**items))
     return restored["state"], restored["meta"]
 
+  def restore_for_reading(self, step: int | None, abstract_state):
+    """restore() for evaluation and fine-tuning: a step that fails is a DamagedCheckpoint naming
+    it and the other steps; nothing is moved, since readers do not own the workdir."""
+    _quiet_failed_restores()
+    step = self.latest_step() if step is None else step
+    try:
+      return self.restore(step, abstract_state)
+    except FileNotFoundError:
+      raise
+    except Exception as e:  # orbax and tensorstore raise anything from KeyError to Exception
+      raise DamagedCheckpoint(f"checkpoint step {step} in {self.directory} cannot be restored "
+                              f"({_reason(e)}); choose another with --step (steps: "
+                              f"{self.steps()})") from e
+
   def restore_latest_good(self, abstract_state, iterator=None):
     """(step, state, meta) of the latest step that restores; None if there is no step.
 

@@ -76,7 +76,7 @@ def load_pretrained(workdir: str):
   try:
     if ckpts.latest_step() is None:
       raise FileNotFoundError(f"{workdir} holds no checkpoint to fine-tune; pretrain first")
-    restored, _ = ckpts.restore(None, jax.eval_shape(init, state_lib.init_key(config)))
+    restored, _ = ckpts.restore_for_reading(None, jax.eval_shape(init, state_lib.init_key(config)))
   finally:
     ckpts.close()
   return config, restored.params["encoder"], int(restored.step)

@@ -93,6 +93,10 @@ def test_no_restorable_step_is_an_error_that_moves_nothing(tmp_path):
   assert proc.returncode != 0 and "Traceback" not in proc.stderr
   assert "error: no checkpoint step in" in proc.stderr
   assert sorted(os.listdir(ckpt_dir)) == ["2", "3"]
+  proc = run_py("--mode=evaluate", f"--workdir={workdir}", check=False)
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr
+  assert "checkpoint step 3" in proc.stderr and "cannot be restored" in proc.stderr
+  assert sorted(os.listdir(ckpt_dir)) == ["2", "3"]  # a reader moves nothing
 
 
 def test_same_seed_same_losses_other_seed_other_losses(tmp_path):
