@@ -227,6 +227,16 @@ class Checkpoints:
     os.rename(os.path.join(self.directory, str(step)), path)
     return path
 
-  def close(self):
+  def wait(self):
+    """Blocks until the last save is complete."""
     self.manager.wait_until_finished()
+
+  def close(self):
+    self.wait()
     self.manager.close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()

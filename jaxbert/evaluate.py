@@ -11,8 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxbert import checkpoint, data
-from jaxbert import config as config_lib
+from jaxbert import data
 from jaxbert import state as state_lib
 from jaxbert import metrics as metrics_log
 from jaxbert.data import loader, tokenizer
@@ -79,7 +78,7 @@ def mlm(model, params, store, config) -> dict:
 def format_mlm(r: dict) -> str:
   return "\n".join([
       f"held-out MLM on {r['heldout_rows']} rows ({r['predicted_positions']} predicted tokens):",
-      f"                   loss   accuracy   accuracy on replaced tokens",
+      "                   loss   accuracy   accuracy on replaced tokens",
       f"  model          {r['mlm_loss']:6.3f}   {r['mlm_accuracy']:8.2%}   "
       f"{r['replaced_accuracy']:8.2%}",
       f"  unigram        {r['unigram_loss']:6.3f}   {r['unigram_accuracy']:8.2%}   "
@@ -89,16 +88,9 @@ def format_mlm(r: dict) -> str:
 
 def evaluate_checkpoint(workdir: str, step: int | None = None) -> dict:
   """Held-out MLM of a workdir's checkpoint (latest by default), printed and logged."""
-  config = config_lib.resolve(checkpoint.read_config(workdir))
-  ckpts = checkpoint.Checkpoints(workdir, config.train.keep)
-  if ckpts.latest_step() is None:
-    raise FileNotFoundError(f"{workdir} has no checkpoint yet; train first")
+  config, model, params, meta = state_lib.restore(workdir, step)
   store = data.prepare(config.data, config.model.vocab_size)
-  model, _, init = state_lib.build(config)
-  abstract = jax.eval_shape(init, state_lib.init_key(config))
-  state, meta = ckpts.restore_for_reading(step, abstract)
-  ckpts.close()
-  results = mlm(model, state.params, store, config)
+  results = mlm(model, params, store, config)
   metrics_log.write(workdir, {"kind": "eval", "step": meta["step"], **results})
   print(f"checkpoint step {meta['step']} of {workdir}")
   print(format_mlm(results), flush=True)

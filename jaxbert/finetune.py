@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxbert import checkpoint, data, metrics, optim
+from jaxbert import data, metrics, optim
 from jaxbert import config as config_lib
 from jaxbert import state as state_lib
 from jaxbert.config import ConfigError
@@ -67,19 +67,8 @@ def encode(tokenizer, texts, max_len: int):
 
 def load_pretrained(workdir: str):
   """(resolved config, encoder params, checkpoint step) of the workdir's latest checkpoint."""
-  config = checkpoint.read_config(workdir)
-  # Compute in this machine's dtype, not the pretraining machine's; params are float32 anyway.
-  config.model.dtype = "auto"
-  config = config_lib.resolve(config)
-  _, _, init = state_lib.build(config)
-  ckpts = checkpoint.Checkpoints(workdir)
-  try:
-    if ckpts.latest_step() is None:
-      raise FileNotFoundError(f"{workdir} holds no checkpoint to fine-tune; pretrain first")
-    restored, _ = ckpts.restore_for_reading(None, jax.eval_shape(init, state_lib.init_key(config)))
-  finally:
-    ckpts.close()
-  return config, restored.params["encoder"], int(restored.step)
+  config, _, params, meta = state_lib.restore(workdir)
+  return config, params["encoder"], meta["step"]
 
 
 def trainer(model, cfg, num_train: int):

@@ -5,7 +5,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxbert import masking, optim
+from jaxbert import checkpoint, masking, optim
+from jaxbert import config as config_lib
 from jaxbert.config import ConfigError
 from jaxbert.model import MaskedLM, ModelConfig
 
@@ -37,3 +38,20 @@ def build(config):
 def init_key(config):
   """Key of the initial params; the train step derives its own stream (see train.py)."""
   return jax.random.fold_in(jax.random.key(config.seed), 0)
+
+
+def restore(workdir: str, step: int | None = None):
+  """(config, model, params, meta) of a workdir's checkpoint (latest by default), for readers.
+
+  The compute dtype is resolved for this machine, not the one that trained: params are float32
+  whatever made them. Nothing in the workdir is written or moved.
+  """
+  config = checkpoint.read_config(workdir)
+  config.model.dtype = "auto"
+  config = config_lib.resolve(config)
+  model, _, init = build(config)
+  with checkpoint.Checkpoints(workdir, config.train.keep) as ckpts:
+    if ckpts.latest_step() is None:
+      raise FileNotFoundError(f"{workdir} holds no checkpoint yet; train first")
+    state, meta = ckpts.restore_for_reading(step, jax.eval_shape(init, init_key(config)))
+  return config, model, state.params, meta

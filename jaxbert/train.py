@@ -166,12 +166,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   # Input. Preparing the token store is cached and shared across runs, so it is off the clock;
   # it comes before the workdir is touched, so bad data leaves nothing behind.
   store = data.prepare(config.data, config.model.vocab_size)
-  with checkpoint.WorkdirLock(workdir):  # creates the workdir; a second run is refused
-    return _train(config, workdir, model, tx, init, store)
+  # The lock creates the workdir and refuses a second run; checkpoints are closed however we exit.
+  with checkpoint.WorkdirLock(workdir), checkpoint.Checkpoints(workdir, config.train.keep) as ckpts:
+    return _train(config, workdir, ckpts, model, tx, init, store)
 
 
-def _train(config, workdir, model, tx, init, store) -> dict:
-  ckpts = checkpoint.Checkpoints(workdir, config.train.keep)
+def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
   checkpoint.write_config(workdir, config)
   tc = config.train
   tokens_per_row = config.data.seq_len
@@ -225,14 +225,15 @@ def _train(config, workdir, model, tx, init, store) -> dict:
       last = done(step, elapsed()) or stop.signum is not None
       due = time.monotonic() - last_save >= tc.checkpoint_minutes * 60 or (
           tc.checkpoint_steps > 0 and step % tc.checkpoint_steps == 0)
-      if step % tc.log_every == 0 or last or due:
+      log = step % tc.log_every == 0 or last
+      if log or due:
         metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}  # the only host sync
         if not math.isfinite(metrics["loss"]):
           raise NonFiniteLoss(
               f"loss is {metrics['loss']} at step {step} (finite at the last check before it); "
               f"lower optim.peak_lr or raise optim.warmup; the workdir keeps checkpoint step "
               f"{ckpts.latest_step()}")
-      if step % tc.log_every == 0 or last:
+      if log:
         now = time.monotonic()
         tokens_per_s = (tokens - window[1]) / (now - window[0])
         window = (now, tokens)
@@ -250,7 +251,7 @@ def _train(config, workdir, model, tx, init, store) -> dict:
         last_save, saved_step = time.monotonic(), step
     if saved_step != step:
       save()
-    ckpts.close()  # waits for the save: a signal during it does not cut it short
+    ckpts.wait()  # inside the signal guard: a signal during the last save does not cut it short
   if stop.signum is not None:
     raise Interrupted(f"stopped by {signal.Signals(stop.signum).name} at step {step}; checkpoint "
                       "saved: rerun the same command to resume", stop.signum)

@@ -29,7 +29,7 @@ from jaxbert import config as config_lib
 
 from . import corpus, text
 from . import tokenizer as tokenizer_lib
-from .tokenizer import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS, UNK_ID  # noqa: F401
+from .tokenizer import SEP_ID, SPECIAL_TOKENS
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "heldout")
