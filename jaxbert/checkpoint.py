@@ -146,10 +146,12 @@ def _quiet_failed_restores():
 class Checkpoints:
   """The workdir's checkpoint directory: save every so often, restore the latest or a given step."""
 
-  def __init__(self, workdir: str, keep: int = 3):
+  def __init__(self, workdir: str, keep: int = 3, writer: bool = True):
+    """`writer`: the run that owns the workdir (holding its lock). It removes the half-written
+    steps of a killed save; a reader must not, since the owner may be writing one right now."""
     self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
-    self.manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+    self.manager = ocp.CheckpointManager(self.directory, options=ocp.CheckpointManagerOptions(
+        max_to_keep=keep, create=writer, cleanup_tmp_directories=writer))
 
   def steps(self) -> list[int]:
     return list(self.manager.all_steps())

@@ -67,6 +67,8 @@ def default() -> ml_collections.ConfigDict:
   t.checkpoint_steps = 0  # > 0: also checkpoint every this many steps
   t.keep = 3  # checkpoints kept in the workdir
   t.loader_threads = 4  # host threads reading and masking rows
+  t.on_nonfinite = "stop"  # on a non-finite loss: "stop", or "skip" (roll back, skip the bad batch)
+  t.max_skips = 3  # "skip": stop after this many skipped batches or fruitless rollbacks
 
   c.eval = e = ml_collections.ConfigDict()
   e.batch_size = 256  # rows per held-out evaluation batch
@@ -106,6 +108,8 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if t.batch_size % t.micro_batch:
     raise ConfigError(f"train.batch_size={t.batch_size} is not a multiple of "
                      f"train.micro_batch={t.micro_batch}")
+  if t.on_nonfinite not in ("stop", "skip"):
+    raise ConfigError(f"train.on_nonfinite={t.on_nonfinite!r}: use \"stop\" or \"skip\"")
   if config.data.seq_len > config.model.max_len:
     raise ConfigError(f"data.seq_len={config.data.seq_len} exceeds model.max_len="
                      f"{config.model.max_len}")

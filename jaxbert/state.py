@@ -50,7 +50,7 @@ def restore(workdir: str, step: int | None = None):
   config.model.dtype = "auto"
   config = config_lib.resolve(config)
   model, _, init = build(config)
-  with checkpoint.Checkpoints(workdir, config.train.keep) as ckpts:
+  with checkpoint.Checkpoints(workdir, config.train.keep, writer=False) as ckpts:
     if ckpts.latest_step() is None:
       raise FileNotFoundError(f"{workdir} holds no checkpoint yet; train first")
     state, meta = ckpts.restore_for_reading(step, jax.eval_shape(init, init_key(config)))

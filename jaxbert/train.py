@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxbert import checkpoint, data, evaluate, masking, optim
+from jaxbert import checkpoint, data, evaluate, faults, masking, optim
 from jaxbert import config as config_lib
 from jaxbert import metrics as metrics_log
 from jaxbert.data import loader
@@ -171,28 +171,48 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return _train(config, workdir, ckpts, model, tx, init, store)
 
 
+def _finite(metrics) -> bool:
+  return math.isfinite(metrics["loss"]) and math.isfinite(metrics["param_norm"])
+
+
 def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
   checkpoint.write_config(workdir, config)
   tc = config.train
-  tokens_per_row = config.data.seq_len
-  iterator = iter(loader.pretraining_batches(
-      store.train, seed=config.seed, batch_size=tc.micro_batch, mask_rate=config.data.mask_rate,
-      vocab_size=config.model.vocab_size, threads=tc.loader_threads))
+  micro_tokens = tc.micro_batch * config.data.seq_len
+  abstract_state = jax.eval_shape(init, init_key(config))
+
+  def start():
+    """(checkpoint step or None, state, data iterator, meta) of the latest good step, or fresh."""
+    iterator = iter(loader.pretraining_batches(
+        store.train, seed=config.seed, batch_size=tc.micro_batch,
+        mask_rate=config.data.mask_rate, vocab_size=config.model.vocab_size,
+        threads=tc.loader_threads))
+    restored = ckpts.restore_latest_good(abstract_state, iterator)
+    if restored is None:
+      return None, jax.jit(init)(init_key(config)), iterator, {"elapsed_s": 0.0, "tokens": 0}
+    step, state, meta = restored
+    return step, state, iterator, meta
+
+  def draw(n, tokens):
+    """n micro-batches, stacked; `tokens` drawn so far gives the index of the first one."""
+    first = tokens // micro_tokens
+    micro = [next(iterator) for _ in range(n)]
+    for i, batch in enumerate(micro):
+      if faults.poisoned(first + i):
+        batch["weights"] = batch["weights"] * np.float32("nan")
+    return _stack(micro)
 
   # Model and state: fresh, or the workdir's latest checkpoint (params, optimizer, data position).
   clock = time.monotonic()
-  restored = ckpts.restore_latest_good(jax.eval_shape(init, init_key(config)), iterator)
-  if restored is None:
-    state = jax.jit(init)(init_key(config))
-    elapsed0, tokens = 0.0, 0
+  saved_step, state, iterator, meta = start()
+  elapsed0, tokens = meta["elapsed_s"], meta["tokens"]  # tokens drawn from the data so far
+  if saved_step is None:
     metrics_log.drop_after(workdir, -1)  # lines of an earlier attempt that never checkpointed
     metrics_log.write(workdir, {"kind": "start", "step": 0, "params": count_params(state.params),
                                 "train_rows": int(store.train.shape[0]), "time": time.time()})
   else:
-    step, state, meta = restored
-    elapsed0, tokens = meta["elapsed_s"], meta["tokens"]
-    metrics_log.drop_after(workdir, step)
-    print(f"resuming {workdir} at step {step}: {_duration(elapsed0)} of the budget spent, "
+    metrics_log.drop_after(workdir, saved_step)
+    print(f"resuming {workdir} at step {saved_step}: {_duration(elapsed0)} of the budget spent, "
           f"{tokens / 1e6:.1f}M tokens seen", flush=True)
   elapsed = lambda: elapsed0 + time.monotonic() - clock
   step = int(state.step)
@@ -207,32 +227,63 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
   def save():
     ckpts.save(step, state, iterator, {"step": step, "elapsed_s": elapsed(), "tokens": tokens,
                                        "config": config.to_dict()})
+    faults.maybe_kill("save", step)
 
   print(f"training {count_params(state.params) / 1e6:.1f}M params on {store.train.shape[0]} rows"
         f" of {config.data.seq_len} tokens; budget {_duration(budget_s)}"
         + (f", {tc.max_steps} steps" if tc.max_steps else ""), flush=True)
   last_save, window = time.monotonic(), (time.monotonic(), tokens)
-  saved_step = step if ckpts.latest_step() == step else None
+  # After a rollback, the steps up to the one that went non-finite are replayed checking each one,
+  # keeping a copy of the state to fall back on: the step that fails again is skipped.
+  careful_until, rollbacks, skips = 0, 0, 0
   stop = _StopOnSignal()
   with stop:
     while not done(step, elapsed()) and stop.signum is None:
       t = progress(step, elapsed())
       n = accumulation(tc, t)
-      batches = _stack([next(iterator) for _ in range(n)])
+      batches = draw(n, tokens)
+      backup = jax.tree.map(jnp.copy, state) if step < careful_until else None
       state, metrics = train_step(state, batches, np.float32(t))
+      faults.maybe_kill("step", step + 1)
+      tokens += n * micro_tokens
+      if backup is not None and not _finite(jax.device_get(metrics)):
+        skips += 1
+        metrics_log.write(workdir, {"kind": "skip", "step": step + 1, "batch_rows":
+                                    n * tc.micro_batch, "tokens": tokens})
+        print(f"step {step + 1}: loss is not finite again; skipped its batch of "
+              f"{n * tc.micro_batch} rows ({skips} skipped so far)", file=sys.stderr, flush=True)
+        if skips > tc.max_skips:
+          raise NonFiniteLoss(f"loss is not finite at step {step + 1} after skipping {skips - 1} "
+                              "batches (train.max_skips); lower optim.peak_lr or raise "
+                              f"optim.warmup; the workdir keeps checkpoint step "
+                              f"{ckpts.latest_step()}")
+        state = backup
+        continue
       step += 1
-      tokens += n * tc.micro_batch * tokens_per_row
       last = done(step, elapsed()) or stop.signum is not None
       due = time.monotonic() - last_save >= tc.checkpoint_minutes * 60 or (
           tc.checkpoint_steps > 0 and step % tc.checkpoint_steps == 0)
       log = step % tc.log_every == 0 or last
       if log or due:
         metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}  # the only host sync
-        if not math.isfinite(metrics["loss"]):
-          raise NonFiniteLoss(
-              f"loss is {metrics['loss']} at step {step} (finite at the last check before it); "
-              f"lower optim.peak_lr or raise optim.warmup; the workdir keeps checkpoint step "
-              f"{ckpts.latest_step()}")
+        if not _finite(metrics):
+          where = (f"loss {metrics['loss']}, param norm {metrics['param_norm']} at step {step} "
+                   "(finite at the last check before it)")
+          if tc.on_nonfinite == "stop" or rollbacks >= tc.max_skips:
+            raise NonFiniteLoss(
+                f"{where}; lower optim.peak_lr or raise optim.warmup"
+                + ("" if tc.on_nonfinite == "stop" else f", after {rollbacks} rollbacks")
+                + f"; the workdir keeps checkpoint step {ckpts.latest_step()}")
+          rollbacks += 1
+          ckpts.wait()
+          careful_until = step
+          saved_step, state, iterator, meta = start()
+          step, tokens = int(state.step), meta["tokens"]
+          metrics_log.drop_after(workdir, step)
+          window = (time.monotonic(), tokens)
+          print(f"{where}; rolling back to step {step} to skip the batch that causes it",
+                file=sys.stderr, flush=True)
+          continue
       if log:
         now = time.monotonic()
         tokens_per_s = (tokens - window[1]) / (now - window[0])
@@ -264,6 +315,7 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
     results = {k: v for k, v in done_before[-1].items() if k not in ("kind", "step")}
   else:
     results = evaluate.mlm(model, state.params, store, config)
+    faults.maybe_kill("eval", step)  # computed, not yet recorded: the worst moment to die
     metrics_log.write(workdir, {"kind": "eval", "step": step, **results})
   print(evaluate.format_mlm(results), flush=True)
   return results

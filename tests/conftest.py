@@ -15,10 +15,11 @@ def cache_dir(tmp_path_factory):
   return path
 
 
-def run_py(*args, timeout=300, check=True):
-  """Runs `python run.py ARGS` from the repository root; returns the CompletedProcess."""
+def run_py(*args, timeout=300, check=True, env=None):
+  """Runs `python run.py ARGS` from the repository root (`env` adds variables to the process's
+  environment); returns the CompletedProcess."""
   proc = subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, capture_output=True,
-                        text=True, timeout=timeout)
+                        text=True, timeout=timeout, env={**os.environ, **(env or {})})
   if check and proc.returncode != 0:
     raise AssertionError(f"run.py {' '.join(args)} failed ({proc.returncode}):\n"
                          f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
