@@ -4,6 +4,7 @@
   python run.py --mode=evaluate --workdir=workdirs/quick [--step=N]    # held-out MLM of a checkpoint
 """
 
+import logging as std_logging
 import os
 import sys
 
@@ -37,6 +38,10 @@ def main(argv):
                f"{str(e).strip().splitlines()[-1].strip()}")
   if not FLAGS["verbosity"].present:  # library INFO lines (orbax, jax) drown the progress lines
     logging.set_verbosity(logging.WARNING)
+    # A failed background save makes orbax log tracebacks from several threads; jaxbert reports
+    # the failure itself in one line (see checkpoint.SaveFailed). --verbosity=0 shows them.
+    logging.get_absl_logger().addFilter(
+        lambda r: not (r.levelno >= std_logging.ERROR and f"{os.sep}orbax{os.sep}" in r.pathname))
   from jaxbert import checkpoint, config, evaluate, finetune, train  # after flags: fast --help
 
   try:
@@ -48,7 +53,7 @@ def main(argv):
     else:
       config_name = os.path.basename(FLAGS["config"].config_filename).split(".py")[0]
       train.train_and_evaluate(FLAGS.config, FLAGS.workdir or os.path.join("workdirs", config_name))
-  except (FileNotFoundError, config.ConfigError, checkpoint.IncompatibleCheckpoint,
+  except (OSError, config.ConfigError, checkpoint.IncompatibleCheckpoint,
           checkpoint.DamagedCheckpoint, checkpoint.WorkdirError, train.NonFiniteLoss) as e:
     sys.exit(f"error: {e}")
   except train.Interrupted as e:

@@ -10,6 +10,8 @@ import fcntl
 import json
 import logging
 import os
+import re
+import shutil
 import socket
 import sys
 
@@ -37,6 +39,10 @@ class DamagedCheckpoint(RuntimeError):
 
 class WorkdirError(RuntimeError):
   """The workdir cannot be written, or another run holds it."""
+
+
+class SaveFailed(WorkdirError):
+  """A checkpoint could not be written (a full disk, a quota); the half-written step is gone."""
 
 
 def _get(d: dict, dotted: str):
@@ -115,9 +121,13 @@ class WorkdirLock:
 
 
 def _reason(e: BaseException) -> str:
-  """The first line of the innermost cause: tensorstore's wrapper messages name no file."""
+  """The first line of the innermost cause: tensorstore's wrapper messages name no file. An OS
+  error inside tensorstore's long message (a full disk, say) is the reason itself."""
   while e.__cause__ is not None:
     e = e.__cause__
+  code = re.search(r"\[os_error_code='?(\d+)'?\]", str(e))
+  if code:
+    return f"OSError: {os.strerror(int(code.group(1)))}"
   lines = str(e).strip().splitlines()
   return f"{type(e).__name__}: {lines[0][:300] if lines else ''}"
 
@@ -152,6 +162,7 @@ class Checkpoints:
     self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
     self.manager = ocp.CheckpointManager(self.directory, options=ocp.CheckpointManagerOptions(
         max_to_keep=keep, create=writer, cleanup_tmp_directories=writer))
+    self._pending = None  # the step of a save under way
 
   def steps(self) -> list[int]:
     return list(self.manager.all_steps())
@@ -161,10 +172,28 @@ class Checkpoints:
 
   def save(self, step: int, state, iterator, meta: dict):
     """Starts an asynchronous save; the previous one is finished first."""
-    self.manager.save(step, force=True, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        data=grain.checkpoint.CheckpointSave(iterator),
-        meta=ocp.args.JsonSave(meta)))
+    self.wait()
+    self._pending = step
+    try:
+      self.manager.save(step, force=True, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state),
+          data=grain.checkpoint.CheckpointSave(iterator),
+          meta=ocp.args.JsonSave(meta)))
+    except Exception as e:  # orbax and tensorstore wrap OSErrors in anything
+      raise self._save_failed(e) from e
+
+  def _save_failed(self, e: BaseException) -> SaveFailed:
+    """Removes what the failed save of step `_pending` wrote; the error to raise."""
+    step, self._pending = self._pending, None
+    for name in os.listdir(self.directory):
+      if name.startswith(f"{step}.orbax-checkpoint-tmp"):
+        shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+    kept = sorted(int(n) for n in os.listdir(self.directory) if n.isdigit())
+    return SaveFailed(
+        f"could not write checkpoint step {step} to {self.directory} ({_reason(e)}); is the disk "
+        f"full? Its partial files were removed; the workdir keeps "
+        + (f"checkpoint step {kept[-1]}" if kept else "no checkpoint")
+        + ": make room, then rerun the same command to resume")
 
   def restore(self, step: int | None, abstract_state, iterator=None):
     """(state, meta) at `step` (latest if None); the iterator, if given, is moved in place."""
@@ -230,15 +259,27 @@ class Checkpoints:
     return path
 
   def wait(self):
-    """Blocks until the last save is complete."""
-    self.manager.wait_until_finished()
+    """Blocks until the last save is complete; SaveFailed if it could not be."""
+    try:
+      self.manager.wait_until_finished()
+    except Exception as e:
+      if self._pending is None:
+        raise
+      raise self._save_failed(e) from e
+    self._pending = None
 
   def close(self):
-    self.wait()
-    self.manager.close()
+    try:
+      self.wait()
+    finally:
+      self.manager.close()
 
   def __enter__(self):
     return self
 
-  def __exit__(self, *exc):
-    self.close()
+  def __exit__(self, exc_type, exc, tb):
+    try:
+      self.close()
+    except SaveFailed:
+      if exc is None:  # otherwise the exception already on its way is the one to report
+        raise

@@ -1,6 +1,7 @@
 """Robustness: one run per workdir, damaged checkpoints, determinism, bad input."""
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -215,3 +216,34 @@ def test_non_finite_loss_rolls_back_and_skips_the_batch_under_the_option(tmp_pat
   monkeypatch.setenv("JAXBERT_FAULTS", ",".join(f"nan@batch:{i}" for i in range(10, 40)))
   with pytest.raises(train.NonFiniteLoss, match=r"after skipping 3 batches \(train.max_skips\)"):
     train.train_and_evaluate(_skip_config(), str(tmp_path / "hopeless"))
+
+
+def _file_size_limit(limit):
+  """A real write failure, as a full disk gives, without root or a small filesystem: the kernel
+  refuses writes past `limit` bytes per file (EFBIG) once SIGXFSZ no longer kills the writer."""
+  def set_limit():
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+  return set_limit
+
+
+def test_a_checkpoint_that_cannot_be_written_is_an_error_that_keeps_the_last_good_one(tmp_path):
+  args = ["--config=configs/tiny.py", "--config.optim.schedule=constant",
+          "--config.optim.warmup=0", "--config.train.ramp_until=0"]
+  unbroken, full = str(tmp_path / "unbroken"), str(tmp_path / "full")
+  run_py(*args, "--config.train.max_steps=4", f"--workdir={unbroken}")
+  run_py(*args, "--config.train.max_steps=2", f"--workdir={full}")
+
+  # Tiny's state is ~330 kB in one file: 100 kB lets the logs through and stops the save.
+  proc = subprocess.run([sys.executable, "run.py", *args, "--config.train.max_steps=4",
+                         f"--workdir={full}"], cwd=ROOT, capture_output=True, text=True,
+                        timeout=300, preexec_fn=_file_size_limit(100_000))
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert proc.stderr.strip().splitlines()[-1] == (
+      f"error: could not write checkpoint step 4 to {full}/checkpoints (OSError: File too large); "
+      "is the disk full? Its partial files were removed; the workdir keeps checkpoint step 2: "
+      "make room, then rerun the same command to resume")
+  assert os.listdir(os.path.join(full, "checkpoints")) == ["2"]
+
+  run_py(*args, "--config.train.max_steps=4", f"--workdir={full}")
+  assert _losses(full) == _losses(unbroken)
