@@ -14,6 +14,7 @@ import re
 import shutil
 import socket
 import sys
+import tempfile
 
 import grain
 import ml_collections
@@ -78,6 +79,32 @@ def write_config(workdir: str, config: ml_collections.ConfigDict):
   os.replace(path + ".tmp", path)
 
 
+def check_tokenizer(workdir: str, store_tokenizer: str, claim: bool = False):
+  """Refuses a token store whose tokenizer is not WORKDIR/tokenizer.json, the one the workdir's
+  checkpoints were trained with: the same ids would mean other words. `claim` (the run that owns
+  the workdir) copies the store's tokenizer there when the workdir has none yet.
+
+  A store is rebuilt when its cache is cleared or the workdir moves to another machine, and
+  tokenizer training is not bit-reproducible across machines, so this can happen to anyone.
+  """
+  path = os.path.join(workdir, "tokenizer.json")
+  with open(store_tokenizer, "rb") as f:
+    theirs = f.read()
+  if not os.path.exists(path):
+    if claim:
+      with open(path + ".tmp", "wb") as f:
+        f.write(theirs)
+      os.replace(path + ".tmp", path)
+    return
+  with open(path, "rb") as f:
+    if f.read() != theirs:
+      raise IncompatibleCheckpoint(
+          f"{path}, the tokenizer this workdir was trained with, differs from {store_tokenizer}, "
+          "the one of the token store built for its data settings (a store rebuilt on another "
+          "machine or after its cache was cleared learns another vocabulary); bring back the "
+          "original store (its directory under the cache), or start over in a new --workdir")
+
+
 class WorkdirLock:
   """Creates the workdir and holds WORKDIR/.lock while a run writes it; a second run is refused.
 
@@ -93,6 +120,7 @@ class WorkdirLock:
   def __enter__(self):
     try:
       os.makedirs(self.workdir, exist_ok=True)
+      tempfile.TemporaryFile(dir=self.workdir).close()  # a read-only workdir fails here, not later
       fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
       raise WorkdirError(f"cannot write to the workdir {self.workdir}: {e.strerror}") from e

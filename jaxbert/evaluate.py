@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxbert import data
+from jaxbert import checkpoint, data
 from jaxbert import state as state_lib
 from jaxbert import metrics as metrics_log
 from jaxbert.data import loader, tokenizer
@@ -90,6 +90,7 @@ def evaluate_checkpoint(workdir: str, step: int | None = None) -> dict:
   """Held-out MLM of a workdir's checkpoint (latest by default), printed and logged."""
   config, model, params, meta = state_lib.restore(workdir, step)
   store = data.prepare(config.data, config.model.vocab_size)
+  checkpoint.check_tokenizer(workdir, store.tokenizer_path)
   results = mlm(model, params, store, config)
   metrics_log.write(workdir, {"kind": "eval", "step": meta["step"], **results})
   print(f"checkpoint step {meta['step']} of {workdir}")

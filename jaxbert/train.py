@@ -158,8 +158,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                              config.to_dict())
     if differing:
       raise checkpoint.IncompatibleCheckpoint(
-          f"{workdir} holds a checkpoint of another run: {', '.join(differing)} differ from its "
-          "config.json; use a new --workdir, or restore the original values to resume")
+          f"{workdir} holds a checkpoint of another run: {', '.join(differing)} "
+          f"{'differs' if len(differing) == 1 else 'differ'} from its config.json; use a new "
+          "--workdir, or restore the original values to resume")
 
   model, tx, init = build(config)  # before anything is written: a bad setting leaves no trace
 
@@ -176,6 +177,7 @@ def _finite(metrics) -> bool:
 
 
 def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
+  checkpoint.check_tokenizer(workdir, store.tokenizer_path, claim=True)
   checkpoint.write_config(workdir, config)
   tc = config.train
   micro_tokens = tc.micro_batch * config.data.seq_len
@@ -224,6 +226,11 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
   progress = (lambda s, e: s / tc.max_steps) if tc.max_steps > 0 else (lambda s, e: e / budget_s)
   done = lambda s, e: e >= budget_s or (tc.max_steps > 0 and s >= tc.max_steps)
 
+  def kept():
+    last = ckpts.latest_step()
+    return "the workdir keeps no checkpoint" if last is None else \
+        f"the workdir keeps checkpoint step {last}"
+
   def save():
     ckpts.save(step, state, iterator, {"step": step, "elapsed_s": elapsed(), "tokens": tokens,
                                        "config": config.to_dict()})
@@ -235,7 +242,7 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
   last_save, window = time.monotonic(), (time.monotonic(), tokens)
   # After a rollback, the steps up to the one that went non-finite are replayed checking each one,
   # keeping a copy of the state to fall back on: the step that fails again is skipped.
-  careful_until, rollbacks, skips = 0, 0, 0
+  careful_until, rollbacks, skips, checked = 0, 0, 0, 0
   stop = _StopOnSignal()
   with stop:
     while not done(step, elapsed()) and stop.signum is None:
@@ -255,8 +262,7 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
         if skips > tc.max_skips:
           raise NonFiniteLoss(f"loss is not finite at step {step + 1} after skipping {skips - 1} "
                               "batches (train.max_skips); lower optim.peak_lr or raise "
-                              f"optim.warmup; the workdir keeps checkpoint step "
-                              f"{ckpts.latest_step()}")
+                              f"optim.warmup; {kept()}")
         state = backup
         continue
       step += 1
@@ -267,23 +273,25 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
       if log or due:
         metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}  # the only host sync
         if not _finite(metrics):
-          where = (f"loss {metrics['loss']}, param norm {metrics['param_norm']} at step {step} "
-                   "(finite at the last check before it)")
+          where = (f"loss {metrics['loss']}, param norm {metrics['param_norm']} at step {step}"
+                   + (f" (finite at step {checked})" if checked else ""))
           if tc.on_nonfinite == "stop" or rollbacks >= tc.max_skips:
             raise NonFiniteLoss(
                 f"{where}; lower optim.peak_lr or raise optim.warmup"
                 + ("" if tc.on_nonfinite == "stop" else f", after {rollbacks} rollbacks")
-                + f"; the workdir keeps checkpoint step {ckpts.latest_step()}")
+                + f"; {kept()}")
           rollbacks += 1
           ckpts.wait()
           careful_until = step
           saved_step, state, iterator, meta = start()
           step, tokens = int(state.step), meta["tokens"]
+          checked = step
           metrics_log.drop_after(workdir, step)
           window = (time.monotonic(), tokens)
           print(f"{where}; rolling back to step {step} to skip the batch that causes it",
                 file=sys.stderr, flush=True)
           continue
+        checked = step
       if log:
         now = time.monotonic()
         tokens_per_s = (tokens - window[1]) / (now - window[0])

@@ -1,7 +1,9 @@
 """Robustness: one run per workdir, damaged checkpoints, determinism, bad input."""
 
+import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_py
-from jaxbert import checkpoint, metrics, state, train
+from jaxbert import checkpoint, data, metrics, state, train
 
 sys.path.insert(0, ROOT)
 from configs import tiny  # noqa: E402
@@ -126,19 +128,41 @@ def test_bad_input_is_a_one_line_error(tmp_path, args, cause):
   assert not os.path.exists(tmp_path / "run")
 
 
-def test_unwritable_workdir_is_a_one_line_error(tmp_path):
-  if os.geteuid() == 0:
-    pytest.skip("root writes into a 0o555 directory anyway, so there is nothing to refuse")
+def _without_root_privilege():
+  """A command prefix under which permission bits bind, even for root: root without the
+  capability to override them (CI and containers often run as root)."""
+  if os.geteuid() != 0:
+    return []
+  if shutil.which("setpriv") is None:
+    pytest.skip("running as root without setpriv: nothing would refuse a write")
+  return ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def test_read_only_workdirs_are_one_line_errors_that_change_nothing(tmp_path):
+  def run(workdir):
+    return subprocess.run([*_without_root_privilege(), sys.executable, "run.py",
+                           "--config=configs/tiny.py", "--config.train.max_steps=3",
+                           f"--workdir={workdir}"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
   parent = tmp_path / "readonly"
   parent.mkdir()
-  parent.chmod(0o555)
+  existing = str(tmp_path / "existing")
+  run_py("--config=configs/tiny.py", "--config.train.max_steps=2", f"--workdir={existing}")
+  before = {name: os.path.getmtime(os.path.join(existing, name)) for name in os.listdir(existing)}
+  for path in (parent, existing):
+    os.chmod(path, 0o555)
   try:
-    proc = run_py("--config=configs/tiny.py", f"--workdir={parent / 'run'}", check=False)
+    new, old = run(parent / "run"), run(existing)
   finally:
-    parent.chmod(0o755)
-  assert proc.returncode != 0 and "Traceback" not in proc.stderr
-  assert "cannot write to the workdir" in proc.stderr and str(parent / "run") in proc.stderr
+    for path in (parent, existing):
+      os.chmod(path, 0o755)
+  for proc, workdir in ((new, parent / "run"), (old, existing)):
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        f"error: cannot write to the workdir {workdir}: ")
   assert not os.path.exists(parent / "run")
+  assert {n: os.path.getmtime(os.path.join(existing, n)) for n in os.listdir(existing)} == before
 
 
 def test_workdir_that_cannot_be_created_is_an_error_naming_it(tmp_path):
@@ -247,3 +271,29 @@ def test_a_checkpoint_that_cannot_be_written_is_an_error_that_keeps_the_last_goo
 
   run_py(*args, "--config.train.max_steps=4", f"--workdir={full}")
   assert _losses(full) == _losses(unbroken)
+
+
+def test_a_tokenizer_that_does_not_match_the_checkpoint_is_refused(tmp_path):
+  workdir = str(tmp_path / "run")
+  run_py("--config=configs/tiny.py", "--config.train.max_steps=2", f"--workdir={workdir}")
+  path = os.path.join(workdir, "tokenizer.json")
+  store = data.prepare(tiny.get_config().data, tiny.get_config().model.vocab_size)
+  assert open(path, "rb").read() == open(store.tokenizer_path, "rb").read()
+
+  # Another vocabulary, as a store rebuilt elsewhere would learn: two ids swap words.
+  vocab = json.load(open(path))["model"]["vocab"]
+  with open(path) as f:
+    text = f.read()
+  a, b = list(vocab)[100:102]
+  text = text.replace(f'"{a}": {vocab[a]}', f'"{a}": X').replace(
+      f'"{b}": {vocab[b]}', f'"{b}": {vocab[a]}').replace(f'"{a}": X', f'"{a}": {vocab[b]}')
+  with open(path, "w") as f:
+    f.write(text)
+  before = sorted(os.listdir(workdir)), open(os.path.join(workdir, "metrics.jsonl")).read()
+  for args in (["--config=configs/tiny.py", "--config.train.max_steps=3"], ["--mode=evaluate"]):
+    proc = run_py(*args, f"--workdir={workdir}", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"error: {path}, the tokenizer this workdir was trained with, differs from " \
+           f"{store.tokenizer_path}" in proc.stderr
+  assert (sorted(os.listdir(workdir)),
+          open(os.path.join(workdir, "metrics.jsonl")).read()) == before

@@ -1,6 +1,7 @@
 """End-to-end runs of the tiny config: train, checkpoint, resume, evaluate, refuse bad input."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -119,6 +120,11 @@ def test_incompatible_workdir_is_refused_naming_keys(tmp_path):
   with pytest.raises(checkpoint.IncompatibleCheckpoint, match="model.vocab_size, model.hidden_size"):
     train.train_and_evaluate(config, workdir)
   assert checkpoint.read_config(workdir).model.hidden_size == 32  # nothing overwritten
+  proc = run_py("--config=configs/tiny.py", "--config.model.arch=original", f"--workdir={workdir}",
+                check=False)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert proc.stderr.strip().splitlines()[-1].startswith(
+      f"error: {workdir} holds a checkpoint of another run: model.arch differs")
 
 
 def test_accumulating_micro_batches_equals_one_big_batch():
@@ -157,11 +163,12 @@ def test_batch_ramp_is_linear_in_progress_with_few_shapes():
 
 
 def test_non_finite_loss_stops_the_run_naming_the_step(tmp_path):
-  config = tiny.get_config()
-  config.optim.peak_lr = 1e30
-  config.train.max_steps = 6
-  with pytest.raises(train.NonFiniteLoss, match=r"at step \d"):
-    train.train_and_evaluate(config, str(tmp_path / "run"))
+  proc = run_py("--config=configs/tiny.py", "--config.optim.peak_lr=1e30",
+                "--config.train.max_steps=6", f"--workdir={tmp_path / 'run'}", check=False)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert re.fullmatch(r"error: loss \S+, param norm (nan|inf) at step \d; lower optim.peak_lr or "
+                      r"raise optim.warmup; the workdir keeps no checkpoint",
+                      proc.stderr.strip().splitlines()[-1])
   assert not checkpoint.has_checkpoint(str(tmp_path / "run"))  # no NaN params were saved
 
 
