@@ -2,6 +2,7 @@
 
   python run.py --config=configs/quick.py --workdir=workdirs/quick     # cram (resumes if stopped)
   python run.py --mode=evaluate --workdir=workdirs/quick [--step=N]    # held-out MLM of a checkpoint
+  python run.py --mode=report --workdir=workdirs/quick                 # report.md and curves.png
 """
 
 import logging as std_logging
@@ -15,10 +16,10 @@ config_flags.DEFINE_config_file("config", None, "Python config file (configs/*.p
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Run directory: config, metrics, checkpoints. "
                     "Default: workdirs/<config file name>.")
-flags.DEFINE_enum("mode", "train", ["train", "evaluate", "finetune"],
-                  "train (or resume); evaluate a checkpoint of --workdir on the held-out rows; or "
+flags.DEFINE_enum("mode", "train", ["train", "evaluate", "finetune", "report"],
+                  "train (or resume); evaluate a checkpoint of --workdir on the held-out rows; "
                   "finetune its latest checkpoint (settings: --config's finetune.*, else the "
-                  "workdir's).")
+                  "workdir's); or (re)make its report.md and curves.png.")
 flags.DEFINE_integer("step", None, "evaluate: the checkpoint step (default: the latest).")
 FLAGS = flags.FLAGS
 
@@ -42,11 +43,13 @@ def main(argv):
     # the failure itself in one line (see checkpoint.SaveFailed). --verbosity=0 shows them.
     logging.get_absl_logger().addFilter(
         lambda r: not (r.levelno >= std_logging.ERROR and f"{os.sep}orbax{os.sep}" in r.pathname))
-  from jaxbert import checkpoint, config, evaluate, finetune, train  # after flags: fast --help
+  from jaxbert import checkpoint, config, evaluate, finetune, report, train  # after flags
 
   try:
     if FLAGS.mode == "evaluate":
       evaluate.evaluate_checkpoint(FLAGS.workdir, FLAGS.step)
+    elif FLAGS.mode == "report":
+      print(f"report: {report.write(FLAGS.workdir)}")
     elif FLAGS.mode == "finetune":
       settings = FLAGS.config or checkpoint.read_config(FLAGS.workdir)
       finetune.run(FLAGS.workdir, settings.get("finetune"))

@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxbert import checkpoint, data, evaluate, faults, masking, optim
+from jaxbert import checkpoint, data, evaluate, events, faults, masking, optim, progress, report
 from jaxbert import config as config_lib
 from jaxbert import metrics as metrics_log
 from jaxbert.data import loader
@@ -208,9 +208,15 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
   clock = time.monotonic()
   saved_step, state, iterator, meta = start()
   elapsed0, tokens = meta["elapsed_s"], meta["tokens"]  # tokens drawn from the data so far
+  tensorboard = events.Events(workdir, saved_step or 0)
+
+  def record(r):
+    metrics_log.write(workdir, r)
+    tensorboard.write(r)
+
   if saved_step is None:
     metrics_log.drop_after(workdir, -1)  # lines of an earlier attempt that never checkpointed
-    metrics_log.write(workdir, {"kind": "start", "step": 0, "params": count_params(state.params),
+    record({"kind": "start", "step": 0, "params": count_params(state.params),
                                 "train_rows": int(store.train.shape[0]), "time": time.time()})
   else:
     metrics_log.drop_after(workdir, saved_step)
@@ -223,7 +229,8 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
   budget_s = config.budget_hours * 3600
   flops = flops_per_token(model.config, masking.num_masked(config.data.mask_rate,
                                                            config.data.seq_len))
-  progress = (lambda s, e: s / tc.max_steps) if tc.max_steps > 0 else (lambda s, e: e / budget_s)
+  peak = progress.peak_flops(jax.devices()[0].device_kind, config.model.dtype, tc.peak_tflops)
+  progress_at = (lambda s, e: s / tc.max_steps) if tc.max_steps > 0 else (lambda s, e: e / budget_s)
   done = lambda s, e: e >= budget_s or (tc.max_steps > 0 and s >= tc.max_steps)
 
   def kept():
@@ -244,9 +251,11 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
   # keeping a copy of the state to fall back on: the step that fails again is skipped.
   careful_until, rollbacks, skips, checked = 0, 0, 0, 0
   stop = _StopOnSignal()
-  with stop:
+  bar = progress.Progress(tc.max_steps or budget_s, "step" if tc.max_steps else "s",
+                          step if tc.max_steps else elapsed())
+  with stop, bar, tensorboard:
     while not done(step, elapsed()) and stop.signum is None:
-      t = progress(step, elapsed())
+      t = progress_at(step, elapsed())
       n = accumulation(tc, t)
       batches = draw(n, tokens)
       backup = jax.tree.map(jnp.copy, state) if step < careful_until else None
@@ -255,8 +264,8 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
       tokens += n * micro_tokens
       if backup is not None and not _finite(jax.device_get(metrics)):
         skips += 1
-        metrics_log.write(workdir, {"kind": "skip", "step": step + 1, "batch_rows":
-                                    n * tc.micro_batch, "tokens": tokens})
+        record({"kind": "skip", "step": step + 1, "batch_rows": n * tc.micro_batch,
+                "tokens": tokens})
         print(f"step {step + 1}: loss is not finite again; skipped its batch of "
               f"{n * tc.micro_batch} rows ({skips} skipped so far)", file=sys.stderr, flush=True)
         if skips > tc.max_skips:
@@ -287,6 +296,7 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
           step, tokens = int(state.step), meta["tokens"]
           checked = step
           metrics_log.drop_after(workdir, step)
+          tensorboard.restart(step)
           window = (time.monotonic(), tokens)
           print(f"{where}; rolling back to step {step} to skip the batch that causes it",
                 file=sys.stderr, flush=True)
@@ -296,15 +306,17 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
         now = time.monotonic()
         tokens_per_s = (tokens - window[1]) / (now - window[0])
         window = (now, tokens)
-        record = {"kind": "train", "step": step, **metrics, "batch_rows": n * tc.micro_batch,
-                  "progress": float(t), "elapsed_s": elapsed(), "tokens": tokens,
-                  "tokens_per_s": tokens_per_s, "tflops_per_s": tokens_per_s * flops / 1e12}
-        metrics_log.write(workdir, record)
+        mfu = {"mfu": tokens_per_s * flops / peak} if peak else {}
+        record({"kind": "train", "step": step, **metrics, "batch_rows": n * tc.micro_batch,
+                "progress": float(t), "elapsed_s": elapsed(), "tokens": tokens,
+                "tokens_per_s": tokens_per_s, "tflops_per_s": tokens_per_s * flops / 1e12, **mfu})
         where = f"step {step}/{tc.max_steps}" if tc.max_steps else f"step {step}"
-        print(f"{where} | loss {metrics['loss']:.3f} | acc {metrics['accuracy']:.3f} | "
-              f"{tokens_per_s / 1e3:.1f}k tok/s | lr {metrics['lr']:.2e} | "
-              f"batch {n * tc.micro_batch} | {_duration(budget_s - elapsed())} of budget left",
-              flush=True)
+        bar.update(step if tc.max_steps else elapsed(),
+                   f"{where} | loss {metrics['loss']:.3f} | acc {metrics['accuracy']:.3f} | "
+                   f"{tokens_per_s / 1e3:.1f}k tok/s"
+                   + (f" | MFU {mfu['mfu']:.1%}" if mfu else "")
+                   + f" | lr {metrics['lr']:.2e} | batch {n * tc.micro_batch} | "
+                   f"{_duration(budget_s - elapsed())} of budget left")
       if due:
         save()
         last_save, saved_step = time.monotonic(), step
@@ -324,6 +336,8 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
   else:
     results = evaluate.mlm(model, state.params, store, config)
     faults.maybe_kill("eval", step)  # computed, not yet recorded: the worst moment to die
-    metrics_log.write(workdir, {"kind": "eval", "step": step, **results})
+    with events.Events(workdir, step) as tensorboard:
+      record({"kind": "eval", "step": step, **results})
   print(evaluate.format_mlm(results), flush=True)
+  print(f"report: {report.write(workdir)}", flush=True)
   return results

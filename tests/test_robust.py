@@ -2,7 +2,6 @@
 
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -242,13 +241,11 @@ def test_non_finite_loss_rolls_back_and_skips_the_batch_under_the_option(tmp_pat
     train.train_and_evaluate(_skip_config(), str(tmp_path / "hopeless"))
 
 
-def _file_size_limit(limit):
-  """A real write failure, as a full disk gives, without root or a small filesystem: the kernel
-  refuses writes past `limit` bytes per file (EFBIG) once SIGXFSZ no longer kills the writer."""
-  def set_limit():
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-  return set_limit
+def _file_size_limit(kib):
+  """A command prefix for a real write failure, as a full disk gives, without root or a small
+  filesystem: the kernel refuses writes past `kib` KiB per file (EFBIG) once SIGXFSZ, which would
+  kill the writer, is ignored (an ignored signal stays ignored across exec)."""
+  return ["bash", "-c", f'trap "" XFSZ; ulimit -f {kib}; exec "$@"', "bash"]
 
 
 def test_a_checkpoint_that_cannot_be_written_is_an_error_that_keeps_the_last_good_one(tmp_path):
@@ -259,9 +256,9 @@ def test_a_checkpoint_that_cannot_be_written_is_an_error_that_keeps_the_last_goo
   run_py(*args, "--config.train.max_steps=2", f"--workdir={full}")
 
   # Tiny's state is ~330 kB in one file: 100 kB lets the logs through and stops the save.
-  proc = subprocess.run([sys.executable, "run.py", *args, "--config.train.max_steps=4",
-                         f"--workdir={full}"], cwd=ROOT, capture_output=True, text=True,
-                        timeout=300, preexec_fn=_file_size_limit(100_000))
+  proc = subprocess.run([*_file_size_limit(100), sys.executable, "run.py", *args,
+                         "--config.train.max_steps=4", f"--workdir={full}"], cwd=ROOT,
+                        capture_output=True, text=True, timeout=300)
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
   assert proc.stderr.strip().splitlines()[-1] == (
       f"error: could not write checkpoint step 4 to {full}/checkpoints (OSError: File too large); "

@@ -1,0 +1,63 @@
+"""What a person watching a run sees: a live progress bar on a terminal, plain lines elsewhere.
+
+Also the peak matrix rate of known accelerators, for model FLOP utilisation (MFU): achieved
+FLOP/s (model.flops_per_token × tokens/s) over the device's peak dense bfloat16 rate.
+"""
+
+import sys
+
+from tqdm import tqdm
+
+# Peak dense bf16 tensor-core FLOP/s from NVIDIA's data sheets, matched in order against
+# jax.Device.device_kind (e.g. "NVIDIA H100 80GB HBM3"). Sparse rates are twice these.
+PEAK_BF16_FLOPS = (
+    ("H200", 989e12), ("H100 PCIe", 756e12), ("H100", 989e12), ("A100", 312e12),
+    ("L40S", 362e12), ("L4", 121e12), ("4090", 165e12),
+)
+
+
+def peak_flops(device_kind: str, dtype: str, override_tflops: float = 0.0) -> float | None:
+  """The device's peak FLOP/s for this compute dtype, or None when unknown (CPUs, float32)."""
+  if override_tflops > 0:
+    return override_tflops * 1e12
+  if dtype != "bfloat16":
+    return None
+  return next((peak for name, peak in PEAK_BF16_FLOPS if name in device_kind), None)
+
+
+class Progress:
+  """`update` at each progress point; on a terminal a bar over the steps (step-bound runs) or the
+  budget's seconds, with the latest numbers beside it; otherwise (CI, nohup, a pipe) one line each
+  time, so that logs read top to bottom."""
+
+  def __init__(self, total: float, unit: str, start: float = 0.0, stream=None):
+    self.stream = stream or sys.stdout
+    self.bar = None
+    if self.stream.isatty():
+      self.bar = tqdm(total=total, initial=start, unit=unit, file=self.stream, dynamic_ncols=True,
+                      bar_format="{l_bar}{bar}| {postfix}")
+
+  def update(self, position: float, line: str):
+    if self.bar is None:
+      print(line, file=self.stream, flush=True)
+      return
+    self.bar.n = min(position, self.bar.total)
+    self.bar.set_postfix_str(line, refresh=True)
+
+  def write(self, line: str):
+    """A line of its own, above the bar."""
+    if self.bar is None:
+      print(line, file=self.stream, flush=True)
+    else:
+      self.bar.write(line, file=self.stream)
+
+  def close(self):
+    if self.bar is not None:
+      self.bar.close()
+      self.bar = None
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
