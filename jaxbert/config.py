@@ -69,6 +69,7 @@ def default() -> ml_collections.ConfigDict:
   t.loader_threads = 4  # host threads reading and masking rows
   t.on_nonfinite = "stop"  # on a non-finite loss: "stop", or "skip" (roll back, skip the bad batch)
   t.max_skips = 3  # "skip": stop after this many skipped batches or fruitless rollbacks
+  t.fsdp = False  # shard params and optimizer state over the devices too (larger models)
   t.peak_tflops = 0.0  # the device's peak TFLOP/s for MFU; 0 = known GPUs' bf16 data-sheet rate
 
   c.eval = e = ml_collections.ConfigDict()

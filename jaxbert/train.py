@@ -19,7 +19,8 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxbert import checkpoint, data, evaluate, events, faults, masking, optim, progress, report
+from jaxbert import (checkpoint, data, evaluate, events, faults, masking, optim, parallel,
+                     progress, report)
 from jaxbert import config as config_lib
 from jaxbert import metrics as metrics_log
 from jaxbert.data import loader
@@ -97,11 +98,13 @@ def mlm_loss(model, params, batch, rng, deterministic):
   return jnp.sum(ce * w), (jnp.sum(w), jnp.sum(hits))
 
 
-def make_train_step(model, tx, config):
+def make_train_step(model, tx, config, shardings=None):
   """The jitted update: scan over micro-batches summing gradients, divide once, apply.
 
   `batches` holds [n, micro_batch, ...] arrays; `t` is the progress that sets the learning rate.
   Dropout randomness is fold_in(seed key, step, micro-batch), so a resumed step repeats exactly.
+  `shardings` = (state shardings, batch sharding) places them on a device mesh (parallel.py);
+  None leaves placement to jax (one device).
   """
   key = jax.random.fold_in(jax.random.key(config.seed), 1)  # init uses fold_in(seed, 0)
   deterministic = config.model.dropout == 0
@@ -134,7 +137,11 @@ def make_train_step(model, tx, config):
                    param_norm=optax.tree.norm(params))
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
-  return jax.jit(step, donate_argnums=(0,))
+  if shardings is None:
+    return jax.jit(step, donate_argnums=(0,))
+  state_sharding, batch_sharding = shardings
+  return jax.jit(step, donate_argnums=(0,), in_shardings=(state_sharding, batch_sharding, None),
+                 out_shardings=(state_sharding, parallel.replicated(batch_sharding.mesh)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,7 +188,14 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
   checkpoint.write_config(workdir, config)
   tc = config.train
   micro_tokens = tc.micro_batch * config.data.seq_len
+  mesh = parallel.make_mesh()
+  if tc.micro_batch % mesh.size:
+    raise config_lib.ConfigError(f"train.micro_batch={tc.micro_batch} must be a multiple of the "
+                                 f"{mesh.size} devices, which share each micro-batch's rows")
   abstract_state = jax.eval_shape(init, init_key(config))
+  state_sharding = parallel.state_shardings(abstract_state, mesh, tc.fsdp)
+  abstract_state = parallel.with_shardings(abstract_state, state_sharding)
+  batch_sharding = parallel.batch_sharding(mesh)
 
   def start():
     """(checkpoint step or None, state, data iterator, meta) of the latest good step, or fresh."""
@@ -191,7 +205,8 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
         threads=tc.loader_threads))
     restored = ckpts.restore_latest_good(abstract_state, iterator)
     if restored is None:
-      return None, jax.jit(init)(init_key(config)), iterator, {"elapsed_s": 0.0, "tokens": 0}
+      state = jax.jit(init, out_shardings=state_sharding)(init_key(config))
+      return None, state, iterator, {"elapsed_s": 0.0, "tokens": 0}
     step, state, meta = restored
     return step, state, iterator, meta
 
@@ -202,7 +217,7 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
     for i, batch in enumerate(micro):
       if faults.poisoned(first + i):
         batch["weights"] = batch["weights"] * np.float32("nan")
-    return _stack(micro)
+    return parallel.put_batch(_stack(micro), batch_sharding)
 
   # Model and state: fresh, or the workdir's latest checkpoint (params, optimizer, data position).
   clock = time.monotonic()
@@ -225,7 +240,7 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
   elapsed = lambda: elapsed0 + time.monotonic() - clock
   step = int(state.step)
 
-  train_step = make_train_step(model, tx, config)
+  train_step = make_train_step(model, tx, config, (state_sharding, batch_sharding))
   budget_s = config.budget_hours * 3600
   flops = flops_per_token(model.config, masking.num_masked(config.data.mask_rate,
                                                            config.data.seq_len))
@@ -244,7 +259,9 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
     faults.maybe_kill("save", step)
 
   print(f"training {count_params(state.params) / 1e6:.1f}M params on {store.train.shape[0]} rows"
-        f" of {config.data.seq_len} tokens; budget {_duration(budget_s)}"
+        f" of {config.data.seq_len} tokens on {mesh.size} {jax.default_backend()} device(s)"
+        + (" (params sharded)" if tc.fsdp and mesh.size > 1 else "")
+        + f"; budget {_duration(budget_s)}"
         + (f", {tc.max_steps} steps" if tc.max_steps else ""), flush=True)
   last_save, window = time.monotonic(), (time.monotonic(), tokens)
   # After a rollback, the steps up to the one that went non-finite are replayed checking each one,
