@@ -57,7 +57,8 @@ def default() -> ml_collections.ConfigDict:
   o.clip_norm = 0.5  # global gradient-norm clipping (0 = off)
 
   c.train = t = ml_collections.ConfigDict()
-  t.micro_batch = 256  # rows per forward/backward pass; must divide batch_size
+  t.micro_batch = 0  # rows per forward/backward pass (divides batch_size); 0 = the most that fit
+  t.device_memory_gb = 0.0  # micro_batch=0: memory of one device; 0 = as the device reports
   t.batch_size = 8192  # rows per optimizer step once the ramp is done (by gradient accumulation)
   t.ramp_until = 0.6  # progress at which the batch reaches batch_size, growing linearly from one micro-batch
   t.ramp_levels = 8  # distinct batch sizes on the ramp: each is one compiled step
@@ -107,7 +108,7 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if config.model.dtype == "auto":
     config.model.dtype = "float32" if jax.default_backend() == "cpu" else "bfloat16"
   t = config.train
-  if t.batch_size % t.micro_batch:
+  if t.micro_batch < 0 or (t.micro_batch and t.batch_size % t.micro_batch):
     raise ConfigError(f"train.batch_size={t.batch_size} is not a multiple of "
                      f"train.micro_batch={t.micro_batch}")
   if t.on_nonfinite not in ("stop", "skip"):

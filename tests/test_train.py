@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_py
-from jaxbert import checkpoint, data, metrics, state, train
+from jaxbert import checkpoint, data, metrics, parallel, state, train
 from jaxbert import config as config_lib
 from jaxbert.data import loader
 
@@ -97,11 +97,38 @@ def test_day_config_runs_two_steps_with_size_overrides(tmp_path):
                "--config.model.num_heads=2", "--config.model.ffn_size=64",
                "--config.model.vocab_size=512", "--config.data.max_documents=40",
                "--config.data.max_token_char_ratio=0",
-               "--config.train.micro_batch=4", "--config.train.batch_size=8",
+               "--config.train.batch_size=8",
                "--config.train.max_steps=2", "--config.train.log_every=1",
                "--config.eval.max_rows=32").stdout
   assert "step 2/2" in out
   assert [r["step"] for r in _train_records(str(tmp_path / "day"))] == [1, 2]
+  # day.py leaves the micro-batch to the machine: here all 8 rows fit in one pass.
+  assert "micro-batch: 8 rows, the most that fit" in out
+  assert checkpoint.read_config(str(tmp_path / "day")).train.micro_batch == 8
+
+
+def test_micro_batch_zero_takes_the_most_rows_whose_compiled_step_fits():
+  config = tiny.get_config()
+  config.train.micro_batch, config.train.device_memory_gb = 0, 1000.0
+  config = config_lib.resolve(config)
+  model, tx, init = state.build(config)
+  mesh = parallel.make_mesh()
+  abstract = jax.eval_shape(init, state.init_key(config))
+  shardings = (parallel.state_shardings(abstract, mesh, False), parallel.batch_sharding(mesh))
+  abstract = parallel.with_shardings(abstract, shardings[0])
+
+  def choose(batch_size, memory_gb):
+    config.train.batch_size, config.train.device_memory_gb = batch_size, memory_gb
+    return train.choose_micro_batch(config, model, tx, abstract, shardings)
+
+  assert choose(6, 1000.0)[0] == 2  # powers of two that divide the batch
+  rows8, need8 = choose(8, 1000.0)
+  rows16, need16 = choose(16, 1000.0)
+  assert (rows8, rows16) == (8, 16) and need8 < need16  # activations grow with the rows
+  between = (need8 + need16) / 2 / train.MEMORY_HEADROOM / 2**30
+  assert choose(16, between) == (8, need8)
+  with pytest.raises(config_lib.ConfigError, match="does not fit: even a micro-batch of 1 rows"):
+    choose(16, 1e-6)
 
 
 def test_unknown_config_key_is_an_error_naming_it(tmp_path):
