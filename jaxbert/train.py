@@ -19,8 +19,8 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxbert import (checkpoint, data, evaluate, events, faults, masking, optim, parallel,
-                     progress, report)
+from jaxbert import (checkpoint, data, evaluate, events, faults, masking, microbatch, optim,
+                     parallel, progress, report)
 from jaxbert import config as config_lib
 from jaxbert import metrics as metrics_log
 from jaxbert.data import loader
@@ -145,57 +145,6 @@ def make_train_step(model, tx, config, shardings=None):
 
 
 # ---------------------------------------------------------------------------------------------
-# How many rows fit in one pass.
-
-MAX_MICRO_BATCH = 512
-MEMORY_HEADROOM = 0.85  # of the device's memory: allocator fragmentation, prefetched batches
-
-
-def memory_limit(train_cfg) -> int:
-  """Bytes one device may use: `train.device_memory_gb`, else what the device reports (GPUs),
-  else the host memory available now (CPUs report none)."""
-  if train_cfg.device_memory_gb > 0:
-    return int(train_cfg.device_memory_gb * 2**30)
-  stats = jax.devices()[0].memory_stats() or {}
-  if "bytes_limit" in stats:
-    return int(stats["bytes_limit"])
-  import psutil  # noqa: PLC0415 (only CPUs get here)
-  return int(psutil.virtual_memory().available)
-
-
-def choose_micro_batch(config, model, tx, abstract_state, shardings) -> tuple[int, int]:
-  """(rows, bytes): the largest micro-batch whose compiled step fits in the device's memory.
-
-  Candidates are powers of two up to MAX_MICRO_BATCH that divide train.batch_size and that the
-  device count divides; XLA's memory analysis of the compiled step (params, optimizer state,
-  activations of one micro-batch, gradients) is the measure, so nothing runs out of memory to
-  find out. The global batch and the schedule do not depend on the choice.
-  """
-  tc, (_, batch_sharding) = config.train, shardings
-  devices = batch_sharding.mesh.size
-  count = masking.num_masked(config.data.mask_rate, config.data.seq_len)
-  candidates = [2**k for k in range(MAX_MICRO_BATCH.bit_length() - 1, -1, -1)
-                if tc.batch_size % 2**k == 0 and 2**k % devices == 0]
-  step = make_train_step(model, tx, config, shardings)
-  limit = memory_limit(tc)
-  for rows in candidates:
-    batch = {name: jax.ShapeDtypeStruct((1, rows, width), dtype, sharding=batch_sharding)
-             for name, width, dtype in (("inputs", config.data.seq_len, jnp.int32),
-                                        ("positions", count, jnp.int32),
-                                        ("targets", count, jnp.int32),
-                                        ("weights", count, jnp.float32))}
-    m = step.lower(abstract_state, batch, np.float32(0)).compile().memory_analysis()
-    need = (m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes
-            + m.temp_size_in_bytes)
-    if need <= MEMORY_HEADROOM * limit:
-      return rows, need
-  raise config_lib.ConfigError(
-      f"the model does not fit: even a micro-batch of {candidates[-1] if candidates else 1} "
-      f"rows needs more than {MEMORY_HEADROOM:.0%} of the {limit / 2**30:.1f} GiB of one "
-      "device; use a smaller model, more devices with train.fsdp=true, or set train.micro_batch")
-
-
-# ---------------------------------------------------------------------------------------------
 # The loop.
 
 def _stack(micro_batches):
@@ -248,11 +197,11 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
   state_sharding = parallel.state_shardings(abstract_state, mesh, tc.fsdp)
   abstract_state = parallel.with_shardings(abstract_state, state_sharding)
   batch_sharding = parallel.batch_sharding(mesh)
+  train_step = make_train_step(model, tx, config, (state_sharding, batch_sharding))
   if tc.micro_batch == 0:
-    tc.micro_batch, need = choose_micro_batch(config, model, tx, abstract_state,
-                                              (state_sharding, batch_sharding))
+    tc.micro_batch, need = microbatch.choose(train_step, config, abstract_state, batch_sharding)
     print(f"micro-batch: {tc.micro_batch} rows, the most that fit "
-          f"({need / 2**30:.2f} GiB of {memory_limit(tc) / 2**30:.1f} GiB per device); "
+          f"({need / 2**30:.2f} GiB of {microbatch.memory_limit(tc) / 2**30:.1f} GiB per device); "
           f"{tc.batch_size // tc.micro_batch} per step once the batch ramp is done", flush=True)
   checkpoint.write_config(workdir, config)
   micro_tokens = tc.micro_batch * config.data.seq_len
@@ -299,7 +248,6 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
   elapsed = lambda: elapsed0 + time.monotonic() - clock
   step = int(state.step)
 
-  train_step = make_train_step(model, tx, config, (state_sharding, batch_sharding))
   budget_s = config.budget_hours * 3600
   flops = flops_per_token(model.config, masking.num_masked(config.data.mask_rate,
                                                            config.data.seq_len))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_py
-from jaxbert import checkpoint, data, metrics, parallel, state, train
+from jaxbert import checkpoint, data, metrics, microbatch, parallel, state, train
 from jaxbert import config as config_lib
 from jaxbert.data import loader
 
@@ -116,16 +116,17 @@ def test_micro_batch_zero_takes_the_most_rows_whose_compiled_step_fits():
   abstract = jax.eval_shape(init, state.init_key(config))
   shardings = (parallel.state_shardings(abstract, mesh, False), parallel.batch_sharding(mesh))
   abstract = parallel.with_shardings(abstract, shardings[0])
+  step = train.make_train_step(model, tx, config, shardings)
 
   def choose(batch_size, memory_gb):
     config.train.batch_size, config.train.device_memory_gb = batch_size, memory_gb
-    return train.choose_micro_batch(config, model, tx, abstract, shardings)
+    return microbatch.choose(step, config, abstract, shardings[1])
 
   assert choose(6, 1000.0)[0] == 2  # powers of two that divide the batch
   rows8, need8 = choose(8, 1000.0)
   rows16, need16 = choose(16, 1000.0)
   assert (rows8, rows16) == (8, 16) and need8 < need16  # activations grow with the rows
-  between = (need8 + need16) / 2 / train.MEMORY_HEADROOM / 2**30
+  between = (need8 + need16) / 2 / microbatch.MEMORY_HEADROOM / 2**30
   assert choose(16, between) == (8, need8)
   with pytest.raises(config_lib.ConfigError, match="does not fit: even a micro-batch of 1 rows"):
     choose(16, 1e-6)
