@@ -1,7 +1,9 @@
-"""jaxbert's command line: flags only; the work happens in jaxbert.train and jaxbert.evaluate.
+"""jaxbert's command line: flags only; the work happens in jaxbert.train, evaluate and finetune.
 
   python run.py --config=configs/quick.py --workdir=workdirs/quick     # cram (resumes if stopped)
   python run.py --mode=evaluate --workdir=workdirs/quick [--step=N]    # held-out MLM of a checkpoint
+  python run.py --mode=finetune --workdir=workdirs/quick               # fine-tuning table
+  python run.py --mode=glue --workdir=W --config=configs/glue.py --config.finetune.task=glue:DIR
 """
 
 import os
@@ -14,10 +16,11 @@ config_flags.DEFINE_config_file("config", None, "Python config file (configs/*.p
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Run directory: config, metrics, checkpoints. "
                     "Default: workdirs/<config file name>.")
-flags.DEFINE_enum("mode", "train", ["train", "evaluate", "finetune"],
-                  "train (or resume); evaluate a checkpoint of --workdir on the held-out rows; or "
-                  "finetune its latest checkpoint (settings: --config's finetune.*, else the "
-                  "workdir's).")
+flags.DEFINE_enum("mode", "train", ["train", "evaluate", "finetune", "glue"],
+                  "train (or resume); evaluate a checkpoint of --workdir on the held-out rows; "
+                  "finetune its latest checkpoint on finetune.task; or glue: the GLUE-sane "
+                  "protocol on every GLUE task of finetune.task (settings: --config's "
+                  "finetune.*, else the workdir's).")
 flags.DEFINE_integer("step", None, "evaluate: the checkpoint step (default: the latest).")
 FLAGS = flags.FLAGS
 
@@ -42,9 +45,10 @@ def main(argv):
   try:
     if FLAGS.mode == "evaluate":
       evaluate.evaluate_checkpoint(FLAGS.workdir, FLAGS.step)
-    elif FLAGS.mode == "finetune":
+    elif FLAGS.mode in ("finetune", "glue"):
       settings = FLAGS.config or checkpoint.read_config(FLAGS.workdir)
-      finetune.run(FLAGS.workdir, settings.get("finetune"))
+      (finetune.run if FLAGS.mode == "finetune" else finetune.glue)(
+          FLAGS.workdir, settings.get("finetune"))
     else:
       config_name = os.path.basename(FLAGS["config"].config_filename).split(".py")[0]
       train.train_and_evaluate(FLAGS.config, FLAGS.workdir or os.path.join("workdirs", config_name))
