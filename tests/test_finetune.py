@@ -152,6 +152,43 @@ def test_tfds_glue_not_prepared_fails_fast_with_a_way_out(tmp_path):
   assert "tfds build glue/sst2" in str(error.value) and "glue:DIR" in str(error.value)
 
 
+def test_tfds_glue_prepared_is_read(tmp_path):
+  tfds = pytest.importorskip("tensorflow_datasets")
+
+  class Glue(tfds.core.GeneratorBasedBuilder):  # stands in for TFDS's GLUE: same names, features
+    VERSION = tfds.core.Version("2.0.0")
+    BUILDER_CONFIGS = [tfds.core.BuilderConfig(name="sst2"), tfds.core.BuilderConfig(name="stsb")]
+
+    def _info(self):
+      text = tfds.features.Text()
+      features = ({"sentence1": text, "sentence2": text, "label": np.float32, "idx": np.int32}
+                  if self.builder_config.name == "stsb" else
+                  {"sentence": text, "idx": np.int32,
+                   "label": tfds.features.ClassLabel(names=["negative", "positive"])})
+      return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(features))
+
+    def _split_generators(self, dl_manager):
+      return {"train": self._generate_examples(6), "validation": self._generate_examples(4)}
+
+    def _generate_examples(self, n):
+      for i in range(n):
+        yield i, ({"sentence1": f"first {i}", "sentence2": f"second {i}", "label": i / 2,
+                   "idx": i} if self.builder_config.name == "stsb" else
+                  {"sentence": f"text {i}", "label": i % 2, "idx": i})
+
+  for name in ("sst2", "stsb"):
+    Glue(config=name, data_dir=str(tmp_path), file_format="array_record").download_and_prepare()
+  cfg = finetune.default_config()
+  cfg.tfds_data_dir = str(tmp_path)
+  sst2, stsb = tasks.load("tfds:glue/stsb,glue/sst2", cfg)  # GLUE's order, not the spec's
+  assert sst2.name == "sst2" and not sst2.pair and len(sst2.dev["dev"]) == 4
+  assert sorted(zip(sst2.train.text_a, sst2.train.labels)) == [
+      (f"text {i}", i % 2) for i in range(6)]
+  assert stsb.regression and stsb.pair and stsb.train.labels.dtype == np.float32
+  assert sorted(zip(stsb.train.text_a, stsb.train.text_b, stsb.train.labels)) == [
+      (f"first {i}", f"second {i}", i / 2) for i in range(6)]
+
+
 def test_user_files_csv_tsv_jsonl(tmp_path):
   cfg = finetune.default_config()
   csv_path = tmp_path / "reviews.csv"
