@@ -41,14 +41,15 @@ def _sentence(i, n=5):
 
 @pytest.fixture(scope="module")
 def glue_dir(tmp_path_factory):
-  """Six train rows and four dev rows per task, in the layout and columns of the real files."""
+  """Six train rows and four dev rows per task, in the layout and columns of the real files
+  (MRPC's start with a byte-order mark)."""
   d = str(tmp_path_factory.mktemp("glue_data"))
   train, dev = range(6), range(6, 10)
   for split, rows in (("train", train), ("dev", dev)):
     _write(f"{d}/CoLA/{split}.tsv", [f"gj04\t{i % 2}\t\t{_sentence(i)}" for i in rows])
     _write(f"{d}/SST-2/{split}.tsv", ["sentence\tlabel"] +
            [f"{_sentence(i)} \"quoted\t{i % 2}" for i in rows])  # a lone quote: QUOTE_NONE
-    _write(f"{d}/MRPC/{split}.tsv", ["Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"] +
+    _write(f"{d}/MRPC/{split}.tsv", ["\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String"] +
            [f"{i % 2}\t{i}\t{i + 100}\t{_sentence(i)}\t{_sentence(i + 1)}" for i in rows])
     _write(f"{d}/STS-B/{split}.tsv",
            ["index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2"

@@ -82,7 +82,8 @@ def read_tsv(path: str, spec: Spec) -> tuple[Split, int]:
     raise FileNotFoundError(f"{path} is missing: a GLUE {spec.directory} directory holds "
                             f"train.tsv and {', '.join(f for _, f, _ in spec.dev)}")
   csv.field_size_limit(sys.maxsize)
-  with open(path, encoding="utf-8", newline="") as f:
+  # utf-8-sig: MRPC's files start with a byte-order mark, which would hide the first column name
+  with open(path, encoding="utf-8-sig", newline="") as f:
     reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
     rows = list(reader)
   first = 1

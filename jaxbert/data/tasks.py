@@ -100,6 +100,9 @@ def load(spec: str, cfg=None) -> list[Task]:
   """The tasks a `finetune.task` spec names; `cfg` is the `finetune` config (columns, dirs)."""
   from jaxbert.data import glue, userfile  # sources that need the record above
 
+  if cfg is None:
+    from jaxbert import config
+    cfg = config.default().finetune
   kind, _, rest = spec.partition(":")
   if spec in EMBEDDED:
     return [embedded(spec)]
@@ -107,8 +110,7 @@ def load(spec: str, cfg=None) -> list[Task]:
     directory, _, names = rest.partition(":")
     return glue.from_directory(directory, [n for n in names.split(",") if n])
   if kind == "tfds" and rest:
-    return glue.from_tfds([n for n in rest.split(",") if n],
-                          cfg.tfds_data_dir if cfg is not None else "")
+    return glue.from_tfds([n for n in rest.split(",") if n], cfg.tfds_data_dir)
   if kind == "file" and rest:
     train, _, dev = rest.partition(",")
     return [userfile.load(train, dev or None, cfg)]

@@ -29,8 +29,16 @@ def _rows(path: str):
     raise ConfigError(f"{path}: unknown file type {ext!r}; use .csv, .tsv or .jsonl")
   if not os.path.isfile(path):
     raise FileNotFoundError(f"{path} does not exist (finetune.task=file:PATH[,DEV_PATH])")
-  with open(path, encoding="utf-8", newline="") as f:
-    if FORMATS[ext] == "jsonl":
+  try:
+    return _parse(path, FORMATS[ext])
+  except UnicodeDecodeError as e:
+    raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from e
+
+
+def _parse(path: str, kind: str):
+  # utf-8-sig: a byte-order mark (spreadsheet exports) would hide the first column name
+  with open(path, encoding="utf-8-sig", newline="") as f:
+    if kind == "jsonl":
       out = []
       for i, line in enumerate(f, 1):
         if line.strip():
@@ -43,9 +51,8 @@ def _rows(path: str):
           out.append((i, record))
       return out, sorted({k for _, r in out for k in r})
     csv.field_size_limit(sys.maxsize)
-    reader = csv.DictReader(f, delimiter="\t" if FORMATS[ext] == "tsv" else ",",
-                            quoting=csv.QUOTE_NONE if FORMATS[ext] == "tsv"
-                            else csv.QUOTE_MINIMAL)
+    reader = csv.DictReader(f, delimiter="\t" if kind == "tsv" else ",",
+                            quoting=csv.QUOTE_NONE if kind == "tsv" else csv.QUOTE_MINIMAL)
     out = []
     for record in reader:
       if any(v not in (None, "") for v in record.values()):  # blank lines are not rows
