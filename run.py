@@ -1,8 +1,10 @@
-"""jaxbert's command line: flags only; the work happens in jaxbert.train and jaxbert.evaluate.
+"""jaxbert's command line: flags only; the work happens in jaxbert.train, evaluate and finetune.
 
   python run.py --config=configs/quick.py --workdir=workdirs/quick     # cram (resumes if stopped)
   python run.py --mode=evaluate --workdir=workdirs/quick [--step=N]    # held-out MLM of a checkpoint
   python run.py --mode=report --workdir=workdirs/quick                 # report.md and curves.png
+  python run.py --mode=finetune --workdir=workdirs/quick               # fine-tuning table
+  python run.py --mode=glue --workdir=W --config=configs/glue.py --config.finetune.task=glue:DIR
 """
 
 import logging as std_logging
@@ -16,9 +18,10 @@ config_flags.DEFINE_config_file("config", None, "Python config file (configs/*.p
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Run directory: config, metrics, checkpoints. "
                     "Default: workdirs/<config file name>.")
-flags.DEFINE_enum("mode", "train", ["train", "evaluate", "finetune", "report"],
+flags.DEFINE_enum("mode", "train", ["train", "evaluate", "finetune", "glue", "report"],
                   "train (or resume); evaluate a checkpoint of --workdir on the held-out rows; "
-                  "finetune its latest checkpoint (settings: --config's finetune.*, else the "
+                  "finetune its latest checkpoint on finetune.task; glue: the GLUE-sane protocol "
+                  "on every GLUE task of finetune.task (settings: --config's finetune.*, else the "
                   "workdir's); or (re)make its report.md and curves.png.")
 flags.DEFINE_integer("step", None, "evaluate: the checkpoint step (default: the latest).")
 FLAGS = flags.FLAGS
@@ -50,9 +53,10 @@ def main(argv):
       evaluate.evaluate_checkpoint(FLAGS.workdir, FLAGS.step)
     elif FLAGS.mode == "report":
       print(f"report: {report.write(FLAGS.workdir)}")
-    elif FLAGS.mode == "finetune":
+    elif FLAGS.mode in ("finetune", "glue"):
       settings = FLAGS.config or checkpoint.read_config(FLAGS.workdir)
-      finetune.run(FLAGS.workdir, settings.get("finetune"))
+      (finetune.run if FLAGS.mode == "finetune" else finetune.glue)(
+          FLAGS.workdir, settings.get("finetune"))
     else:
       config_name = os.path.basename(FLAGS["config"].config_filename).split(".py")[0]
       train.train_and_evaluate(FLAGS.config, FLAGS.workdir or os.path.join("workdirs", config_name))

@@ -80,7 +80,14 @@ def default() -> ml_collections.ConfigDict:
 
   # Fine-tuning: the cramming paper's "GLUE-sane" protocol; small CPU models may want lr 1e-4.
   c.finetune = f = ml_collections.ConfigDict()
-  f.task = "sentiment"  # a task of jaxbert.data.tasks
+  # "sentiment" | "spam" (shipped), "glue:DIR[:TASK,...]" (a GLUE directory), "tfds:glue/sst2[,...]"
+  # (prepared TFDS GLUE) or "file:PATH[,DEV_PATH]" (own CSV/TSV/JSONL); see jaxbert/data/tasks.py
+  f.task = "sentiment"
+  f.text_column = "text"  # file tasks: the column (CSV/TSV header or JSON key) of the text
+  f.text_b_column = ""  # file tasks: the second text of a pair ("" = single texts)
+  f.label_column = "label"  # file tasks: class names or numbers; decimal numbers mean regression
+  f.dev_fraction = 0.2  # file tasks without a dev file: the fixed share of rows held out as dev
+  f.tfds_data_dir = ""  # tfds tasks: their data dir ("" = $TFDS_DATA_DIR or ~/tensorflow_datasets)
   f.epochs = 5  # passes over the training split
   f.batch_size = 16  # examples per optimizer step
   f.lr = 4e-5  # peak learning rate
@@ -90,13 +97,17 @@ def default() -> ml_collections.ConfigDict:
   f.eps = 1e-6  # Adam epsilon
   f.weight_decay = 0.0  # decoupled decay on matrices (none on biases and norms)
   f.dropout = 0.1  # encoder and head dropout while fine-tuning
-  f.max_len = 128  # tokens per example, [CLS] and [SEP] included; <= the model's max_len
+  f.max_len = 128  # tokens per example, [CLS] and [SEP]s included; <= the model's (0 = the model's)
   f.seeds = 5  # fine-tunes per model (seeds 0..N-1); the median is reported
   f.max_train_examples = 0  # train on a fixed random subset of this size (0 = all); for tests
   f.eval_batch_size = 256  # dev examples per evaluation step
   f.bow_steps = 300  # bag-of-words baseline: full-batch Adam steps
   f.bow_lr = 0.05  # bag-of-words baseline: Adam learning rate
   f.bow_l2 = 1e-3  # bag-of-words baseline: L2 penalty on the weights (mean loss + l2/2 |W|^2)
+  f.cnn_lr = 1e-3  # CNN baseline: peak learning rate (same epochs, batch and schedule as above)
+  f.cnn_embed = 128  # CNN baseline: token embedding width
+  f.cnn_filters = 100  # CNN baseline: filters per width (widths 3, 4 and 5)
+  f.cnn_dropout = 0.5  # CNN baseline: dropout on the pooled features
   return c
 
 

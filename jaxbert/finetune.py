@@ -1,19 +1,19 @@
-"""Fine-tune a pretrained checkpoint on a labelled task, beside two baselines.
+"""Fine-tune a pretrained checkpoint on labelled tasks, beside three baselines; the GLUE protocol.
 
   from jaxbert import finetune
-  finetune.run("workdirs/quick", finetune.default_config())
+  finetune.run("workdirs/quick", finetune.default_config())     # the table, WORKDIR/finetune.json
+  finetune.glue("workdirs/day", cfg)   # GLUE tasks of cfg.task, + average: WORKDIR/finetune/glue.*
 
-The same architecture from random init (no pretraining) and a bag-of-words logistic regression
-are scored with the same data, so the value of pretraining is visible. Scores are on the dev
-split; each fine-tune is repeated over seeds and the median reported, as in the cramming paper,
+Every task is scored for four models trained on the same split: the pretrained encoder, the same
+architecture from random init (no pretraining), a small CNN on the same tokens and a bag-of-words
+linear model, so the value of pretraining is visible. Scores are on the dev split(s); each neural
+fine-tune is repeated over seeds and the median of each score reported, as in the cramming paper,
 since small-data fine-tuning varies a lot from seed to seed.
 """
 
-import collections
 import functools
 import json
 import os
-import re
 import statistics
 import time
 
@@ -24,12 +24,17 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxbert import data, metrics, optim
+from jaxbert import baselines, data, metrics, optim, scores
 from jaxbert import config as config_lib
 from jaxbert import state as state_lib
 from jaxbert.config import ConfigError
-from jaxbert.data import tasks
+from jaxbert.data import glue as glue_lib
+from jaxbert.data import tasks as tasks_lib
 from jaxbert.model import Encoder, ModelConfig
+
+MODELS = ("pretrained", "no_pretraining", "cnn", "bag_of_words")
+HEADERS = {"pretrained": "pretrained", "no_pretraining": "no pretraining", "cnn": "CNN",
+           "bag_of_words": "bag of words"}
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -38,29 +43,51 @@ def default_config() -> ml_collections.ConfigDict:
 
 
 class Classifier(nn.Module):
-  """The pretraining encoder with a dense layer on the first ([CLS]) position."""
+  """The pretraining encoder with a dense layer on the first ([CLS]) position.
+
+  num_outputs: the number of classes, or 1 for a regression head (trained with squared error).
+  """
   config: ModelConfig
-  num_labels: int
+  num_outputs: int
 
   @nn.compact
   def __call__(self, tokens, mask, deterministic=True):
     c = self.config
     x = Encoder(c, name="encoder")(tokens, attention_mask=mask, deterministic=deterministic)
     x = nn.Dropout(c.dropout)(x[:, 0], deterministic=deterministic)
-    return nn.Dense(self.num_labels, kernel_init=nn.initializers.normal(c.init_std),
+    return nn.Dense(self.num_outputs, kernel_init=nn.initializers.normal(c.init_std),
                     param_dtype=jnp.float32, name="head")(x.astype(jnp.float32))
 
 
-def accuracy(predictions, labels) -> float:
-  return float(np.mean(np.asarray(predictions) == np.asarray(labels)))
+def _truncate(la: int, lb: int, room: int) -> tuple[int, int]:
+  """Lengths kept of a pair: the longer side is cut first, so both sides keep tokens."""
+  if la + lb <= room:
+    return la, lb
+  if la >= lb:
+    keep_b = min(lb, room // 2)
+    return room - keep_b, keep_b
+  keep_a = min(la, room // 2)
+  return keep_a, room - keep_a
 
 
-def encode(tokenizer, texts, max_len: int):
-  """(tokens, mask) int32 [N, max_len]: [CLS] text [SEP], truncated, then padded with PAD_ID."""
-  tokens = np.full((len(texts), max_len), data.PAD_ID, np.int32)
-  mask = np.zeros((len(texts), max_len), np.int32)
-  for i, enc in enumerate(tokenizer.encode_batch(list(texts), add_special_tokens=False)):
-    ids = [data.CLS_ID, *enc.ids[: max_len - 2], data.SEP_ID]
+def encode(tokenizer, text_a, max_len: int, text_b=None):
+  """(tokens, mask) int32 [N, max_len], padded with PAD_ID.
+
+  Single texts are [CLS] a [SEP]; pairs [CLS] a [SEP] b [SEP], the [SEP]-joined sentences the
+  encoder saw in pretraining. Pairs are truncated longest side first.
+  """
+  n = len(text_a)
+  tokens = np.full((n, max_len), data.PAD_ID, np.int32)
+  mask = np.zeros((n, max_len), np.int32)
+  enc_a = tokenizer.encode_batch(list(text_a), add_special_tokens=False)
+  enc_b = (tokenizer.encode_batch(list(text_b), add_special_tokens=False) if text_b is not None
+           else [None] * n)
+  for i, (a, b) in enumerate(zip(enc_a, enc_b)):
+    if b is None:
+      ids = [data.CLS_ID, *a.ids[: max_len - 2], data.SEP_ID]
+    else:
+      ka, kb = _truncate(len(a.ids), len(b.ids), max_len - 3)
+      ids = [data.CLS_ID, *a.ids[:ka], data.SEP_ID, *b.ids[:kb], data.SEP_ID]
     tokens[i, : len(ids)], mask[i, : len(ids)] = ids, 1
   return tokens, mask
 
@@ -71,23 +98,43 @@ def load_pretrained(workdir: str):
   return config, params["encoder"], meta["step"]
 
 
-def trainer(model, cfg, num_train: int):
-  """(batch size, steps per epoch, optimizer, jitted train step, jitted predict) for a task.
+def trainer(model, cfg, num_train: int, regression: bool = False, lr: float | None = None):
+  """(batch size, steps per epoch, jitted init, jitted train step, jitted predict) for a task.
 
-  Built once per run, so every seed and both encoders reuse one compiled step.
+  Built once per model and task shape and kept, so every seed, and tasks of the same size, reuse
+  one compiled step. `model` is called as model(tokens, mask, deterministic) and returns
+  [B, outputs]; `lr` defaults to cfg.lr.
   """
-  batch = min(cfg.batch_size, num_train)
+  keys = ("batch_size", "epochs", "lr", "warmup", "b1", "b2", "eps", "weight_decay")
+  return _trainer(model, tuple(cfg[k] for k in keys), num_train, regression,
+                  cfg.lr if lr is None else lr)
+
+
+@functools.lru_cache(maxsize=16)
+def _trainer(model, settings, num_train, regression, lr):
+  batch_size, epochs, _, warmup, b1, b2, eps, weight_decay = settings
+  batch = min(batch_size, num_train)
   per_epoch = num_train // batch  # the remainder differs per epoch, so no example is left out
-  total = cfg.epochs * per_epoch
+  total = epochs * per_epoch
   schedule = optax.warmup_cosine_decay_schedule(
-      0.0, cfg.lr, warmup_steps=round(cfg.warmup * total), decay_steps=total)
-  tx = optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay,
+      0.0, lr, warmup_steps=round(warmup * total), decay_steps=total)
+  tx = optax.adamw(schedule, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
                    mask=optim.decay_mask)
 
+  @jax.jit
+  def init(key, tokens, mask, encoder_params):
+    # One compiled init: op-by-op init of a model costs dozens of small compiles.
+    params = model.init({"params": key}, tokens, mask)["params"]
+    if encoder_params is not None:  # copied into new buffers, which the train step may donate
+      params = {**params, "encoder": encoder_params}
+    return params, tx.init(params)
+
   def loss_fn(params, batch, key):
-    logits = model.apply({"params": params}, batch["tokens"], batch["mask"],
-                         deterministic=False, rngs={"dropout": key})
-    return optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
+    out = model.apply({"params": params}, batch["tokens"], batch["mask"],
+                      deterministic=False, rngs={"dropout": key})
+    if regression:
+      return jnp.mean((out[:, 0] - batch["label"]) ** 2)
+    return optax.softmax_cross_entropy_with_integer_labels(out, batch["label"]).mean()
 
   @functools.partial(jax.jit, donate_argnums=(0,))
   def train_step(carry, batch, key):
@@ -98,24 +145,26 @@ def trainer(model, cfg, num_train: int):
 
   @jax.jit
   def predict(params, tokens, mask):
-    return jnp.argmax(model.apply({"params": params}, tokens, mask), axis=-1)
+    out = model.apply({"params": params}, tokens, mask)
+    return out[:, 0] if regression else jnp.argmax(out, axis=-1)
 
-  return batch, per_epoch, tx, train_step, predict
+  return batch, per_epoch, init, train_step, predict
 
 
-def finetune(model, steps, encoder_params, train, dev, cfg, seed: int) -> float:
-  """Dev score of one fine-tune. `encoder_params` None: the encoder keeps its random init.
+def finetune(model, steps, encoder_params, train, devs: dict, cfg, seed: int) -> dict:
+  """Dev predictions {split: array} of one fine-tune. `encoder_params` None: random init.
 
-  `steps` is `trainer(...)`; train and dev are (tokens, mask, labels) arrays. Everything random
-  derives from `seed`: the head (and random encoder) init, the example order, the dropout masks.
+  `steps` is `trainer(...)`; train is (tokens, mask, labels), devs {split: (tokens, mask)}.
+  Everything random derives from `seed`: the head (and random encoder) init, the example order,
+  the dropout masks.
   """
-  batch, per_epoch, tx, train_step, predict = steps
+  batch, per_epoch, init, train_step, predict = steps
   key = jax.random.key(seed)
   tokens, mask, labels = train
-  params = model.init({"params": jax.random.fold_in(key, 0)}, tokens[:1], mask[:1])["params"]
-  if encoder_params is not None:  # a copy: the train step donates its input buffers
-    params = {**params, "encoder": jax.tree_util.tree_map(jnp.array, encoder_params)}
-  carry, step = (params, tx.init(params)), 0
+  carry = init(jax.random.fold_in(key, 0), tokens[:1], mask[:1], encoder_params)
+  # Committed to the device either way: a restored encoder is, a random init would not be, and
+  # jit compiles a step anew for each; one compiled step serves both.
+  carry, step = jax.device_put(carry, jax.devices()[0]), 0
   for epoch in range(cfg.epochs):
     order = np.random.default_rng([seed, epoch]).permutation(len(labels))
     for b in range(per_epoch):
@@ -127,7 +176,8 @@ def finetune(model, steps, encoder_params, train, dev, cfg, seed: int) -> float:
   if not np.isfinite(float(loss)):
     raise FloatingPointError(f"fine-tuning loss is {float(loss)} at the end (seed {seed}); "
                              "lower the learning rate")
-  return accuracy(_predict_all(predict, carry[0], dev[:2], cfg.eval_batch_size), dev[2])
+  return {name: _predict_all(predict, carry[0], dev, cfg.eval_batch_size)
+          for name, dev in devs.items()}
 
 
 def _predict_all(predict, params, arrays, batch):
@@ -141,109 +191,174 @@ def _predict_all(predict, params, arrays, batch):
   return np.concatenate(out)[:n]
 
 
-def _words(text: str) -> set[str]:
-  return set(re.findall(r"[a-z0-9]+(?:'[a-z]+)?", text.lower()))
+def score(task, predictions: dict) -> dict:
+  """{column: score} of dev predictions {split: array}, every metric on every dev split."""
+  return {tasks_lib.column(split, m): scores.SCORES[m](predictions[split], task.dev[split].labels)
+          for split in task.dev for m in task.metrics}
 
 
-def bag_of_words(train, dev, num_labels: int, cfg) -> float:
-  """Dev score of an L2 logistic regression on binary word features (words seen twice in train).
+def aggregate(per_seed: list[dict]) -> tuple[dict, dict]:
+  """({column: median over seeds}, {column: [score per seed]}) of per-seed score dicts.
 
-  Each example is its padded list of distinct word ids, so the model is a sum of weight rows:
-  the same as a dense binary vector times W, without the [examples, vocabulary] matrix.
+  Each column's median is taken on its own (MRPC's median F1 and median accuracy may come from
+  different seeds), as the cramming paper reports medians per metric.
   """
-  counts = collections.Counter(w for text, _ in train for w in _words(text))
-  vocab = {w: i for i, w in enumerate(sorted(w for w, n in counts.items() if n >= 2))}
-
-  def features(examples):
-    ids = [[vocab[w] for w in sorted(_words(t)) if w in vocab] for t, _ in examples]
-    out = np.full((len(ids), max(map(len, ids), default=0) + 1), -1, np.int32)
-    for row, x in zip(out, ids):
-      row[: len(x)] = x
-    return out, np.array([y for _, y in examples], np.int32)
-
-  (x, y), (dev_x, dev_y) = features(train), features(dev)
-  params = dict(w=jnp.zeros((len(vocab) + 1, num_labels)), b=jnp.zeros(num_labels))
-
-  def logits(p, ids):  # id -1 (padding) picks the last row, which `where` then zeroes
-    return jnp.where(ids[..., None] >= 0, p["w"][ids], 0.0).sum(1) + p["b"]
-
-  def loss_fn(p):
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits(p, x), y).mean()
-    return ce + 0.5 * cfg.bow_l2 * jnp.sum(p["w"] ** 2)
-
-  tx = optax.adam(cfg.bow_lr)
-
-  @jax.jit
-  def fit(p):
-    def step(carry, _):
-      p, s = carry
-      grads = jax.grad(loss_fn)(p)
-      updates, s = tx.update(grads, s)
-      return (optax.apply_updates(p, updates), s), None
-    return jax.lax.scan(step, (p, tx.init(p)), None, length=cfg.bow_steps)[0][0]
-
-  params = fit(params)
-  return accuracy(np.argmax(logits(params, dev_x), -1), dev_y)
+  lists = {c: [s[c] for s in per_seed] for c in per_seed[0]}
+  return {c: float(statistics.median(v)) for c, v in lists.items()}, lists
 
 
-def _table(r: dict) -> str:
-  def cell(key):
-    seeds = r.get(key + "_seeds") or []
-    spread = f" ({min(seeds):.4f}–{max(seeds):.4f})" if len(seeds) > 1 else ""
-    return f"{r[key]:.4f}{spread}"
-  return "\n".join([
-      "| task | metric | pretrained | no pretraining | bag of words |",
-      "| --- | --- | ---: | ---: | ---: |",
-      f"| {r['task']} | {r['metric']} | {cell('pretrained')} | {cell('no_pretraining')} | "
-      f"{cell('bag_of_words')} |",
-  ])
-
-
-def run(workdir: str, task_cfg: ml_collections.ConfigDict | None = None) -> dict:
-  """Fine-tunes the latest checkpoint and both baselines; records and prints the scores."""
-  cfg = default_config()
-  cfg.lock()
-  cfg.update(task_cfg or {})  # an unknown field is a KeyError, not a silent default
-  start = time.time()
-  task = tasks.load(cfg.task)
-  config, encoder_params, step = load_pretrained(workdir)
-  if not 3 <= cfg.max_len <= config.model.max_len:
+def _check(cfg, model_max_len: int) -> int:
+  max_len = cfg.max_len or model_max_len
+  if not 3 <= max_len <= model_max_len:
     raise ConfigError(f"finetune.max_len={cfg.max_len} must be in [3, model.max_len="
-                      f"{config.model.max_len}] of the checkpoint")
+                      f"{model_max_len}] of the checkpoint (0 = the model's)")
   if cfg.seeds < 1 or cfg.epochs < 1:
     raise ConfigError(f"finetune.seeds={cfg.seeds} and finetune.epochs={cfg.epochs} must be "
                       ">= 1")
-  train = task["train"]
+  return max_len
+
+
+def run_task(task, tokenizer, model_config: ModelConfig, encoder_params, cfg, max_len: int):
+  """Rows {task, metric, <model>: median, <model>_seeds: [...]} of one task, one per column."""
+  train = task.train
   if 0 < cfg.max_train_examples < len(train):
-    keep = np.random.default_rng(0).permutation(len(train))[: cfg.max_train_examples]
-    train = [train[i] for i in sorted(keep)]
-  tokenizer = data.prepare(config.data, config.model.vocab_size).tokenizer()
-  arrays = {}
-  for name, examples in (("train", train), ("dev", task["dev"])):
-    tokens, mask = encode(tokenizer, [t for t, _ in examples], cfg.max_len)
-    arrays[name] = tokens, mask, np.array([y for _, y in examples], np.int32)
+    train = train.subset(np.sort(
+        np.random.default_rng(0).permutation(len(train))[: cfg.max_train_examples]))
+  if task.pair and max_len < 5:
+    raise ConfigError(f"finetune.max_len={max_len} leaves no room for a pair: [CLS] a [SEP] b "
+                      "[SEP] needs 5 tokens or more")
+  arrays = encode(tokenizer, train.text_a, max_len, train.text_b) + (train.labels,)
+  devs = {name: encode(tokenizer, s.text_a, max_len, s.text_b) for name, s in task.dev.items()}
 
-  model = Classifier(ModelConfig.from_dict({**config.model.to_dict(), "dropout": cfg.dropout}),
-                     task["num_labels"])
-  steps = trainer(model, cfg, len(train))
-  scores = {"pretrained": [], "no_pretraining": []}
+  classifier = Classifier(model_config, task.num_outputs)
+  cnn = baselines.TextCNN(model_config.vocab_size, cfg.cnn_embed, cfg.cnn_filters,
+                          task.num_outputs, cfg.cnn_dropout)
+  runs = {  # name -> (model, compiled steps, encoder params)
+      "pretrained": (classifier, trainer(classifier, cfg, len(train), task.regression),
+                     encoder_params),
+      "no_pretraining": (classifier, None, None),
+      "cnn": (cnn, trainer(cnn, cfg, len(train), task.regression, cfg.cnn_lr), None),
+  }
+  per_seed = {name: [] for name in runs}
   for seed in range(cfg.seeds):
-    for name, enc in (("pretrained", encoder_params), ("no_pretraining", None)):
-      scores[name].append(finetune(model, steps, enc, arrays["train"], arrays["dev"], cfg, seed))
-      print(f"[finetune] {cfg.task} seed {seed} {name}: {task['metric']} "
-            f"{scores[name][-1]:.4f}", flush=True)
+    for name, (model, steps, params) in runs.items():
+      steps = steps or runs["pretrained"][1]
+      per_seed[name].append(score(task, finetune(model, steps, params, arrays, devs, cfg, seed)))
+      shown = ", ".join(f"{c} {v:.4f}" for c, v in per_seed[name][-1].items())
+      print(f"[finetune] {task.name} seed {seed} {name}: {shown}", flush=True)
+  medians = {name: aggregate(s) for name, s in per_seed.items()}
+  bow = score(task, baselines.bag_of_words(task, train, cfg))
+  rows = []
+  for split in task.dev:
+    for m in task.metrics:
+      c = tasks_lib.column(split, m)
+      row = dict(task=task.name, metric=c, in_average=c in task.headline)
+      for name in runs:
+        row[name], row[name + "_seeds"] = medians[name][0][c], medians[name][1][c]
+      row.update(bag_of_words=bow[c], train_examples=len(train),
+                 dev_examples=len(task.dev[split]))
+      rows.append(row)
+  return rows
 
-  result = dict(task=cfg.task, metric=task["metric"], checkpoint_step=step,
-                pretrained=statistics.median(scores["pretrained"]),
-                no_pretraining=statistics.median(scores["no_pretraining"]),
-                bag_of_words=bag_of_words(train, task["dev"], task["num_labels"], cfg),
-                pretrained_seeds=scores["pretrained"],
-                no_pretraining_seeds=scores["no_pretraining"],
-                train_examples=len(train), dev_examples=len(task["dev"]),
-                seconds=round(time.time() - start, 1))
-  metrics.write(workdir, {"kind": "finetune", "step": step, **result})
+
+def table(rows: list[dict], percent: bool = False) -> str:
+  """Markdown: one line per (task, metric), a column per model; seed min–max in brackets."""
+  def cell(r, key):
+    k = 100 if percent else 1
+    fmt = (lambda v: f"{k * v:.1f}") if percent else (lambda v: f"{v:.4f}")
+    seeds = r.get(key + "_seeds") or []
+    spread = f" ({fmt(min(seeds))}–{fmt(max(seeds))})" if len(seeds) > 1 else ""
+    return fmt(r[key]) + spread
+  lines = ["| task | metric | " + " | ".join(HEADERS[m] for m in MODELS) + " |",
+           "| --- | --- | " + " | ".join("---:" for _ in MODELS) + " |"]
+  lines += [f"| {r['task']} | {r['metric']} | " + " | ".join(cell(r, m) for m in MODELS) + " |"
+            for r in rows]
+  return "\n".join(lines)
+
+
+def glue_average(rows: list[dict]) -> dict:
+  """{model: mean of the rows marked in_average}, as the cramming paper averages GLUE.
+
+  The paper's GLUE column is the plain mean of nine numbers: MNLI matched and mismatched as two
+  entries, then one per other task (Matthews for CoLA, F1 for MRPC and QQP, Pearson for STS-B,
+  accuracy for the rest; GLUE lists F1 and Pearson first for those tasks). WNLI is left out.
+  """
+  chosen = [r for r in rows if r["in_average"]]
+  return {m: float(np.mean([r[m] for r in chosen])) if chosen else float("nan")
+          for m in MODELS}
+
+
+def _settings(task_cfg) -> ml_collections.ConfigDict:
+  cfg = default_config()
+  cfg.lock()
+  cfg.update(task_cfg or {})  # an unknown field is a KeyError, not a silent default
+  return cfg
+
+
+def _run_all(workdir: str, cfg) -> dict:
+  start = time.time()
+  task_list = tasks_lib.load(cfg.task, cfg)
+  config, encoder_params, step = load_pretrained(workdir)
+  max_len = _check(cfg, config.model.max_len)
+  tokenizer = data.prepare(config.data, config.model.vocab_size).tokenizer()
+  model_config = ModelConfig.from_dict({**config.model.to_dict(), "dropout": cfg.dropout})
+  rows = []
+  for task in task_list:
+    rows += run_task(task, tokenizer, model_config, encoder_params, cfg, max_len)
+  for row in rows:
+    metrics.write(workdir, {"kind": "finetune", "step": step, "checkpoint_step": step, **row})
+  return dict(task=cfg.task, checkpoint_step=step, seeds=cfg.seeds, rows=rows,
+              seconds=round(time.time() - start, 1), config=cfg.to_dict())
+
+
+def run(workdir: str, task_cfg: ml_collections.ConfigDict | None = None) -> dict:
+  """Fine-tunes the latest checkpoint and the baselines on every task of finetune.task.
+
+  Prints the table and writes it to WORKDIR/finetune.json and as "finetune" lines of
+  metrics.jsonl (one per task and metric).
+  """
+  cfg = _settings(task_cfg)
+  result = _run_all(workdir, cfg)
   with open(os.path.join(workdir, "finetune.json"), "w") as f:
-    json.dump({**result, "config": cfg.to_dict()}, f, indent=2)
-  print(f"fine-tuned checkpoint step {step} on {len(train)} {cfg.task} examples; dev scores, "
-        f"median of {cfg.seeds} seed(s) (min–max):\n{_table(result)}", flush=True)
+    json.dump(result, f, indent=2)
+  print(f"fine-tuned checkpoint step {result['checkpoint_step']} on {cfg.task}; dev scores, "
+        f"median of {cfg.seeds} seed(s) (min–max):\n{table(result['rows'])}", flush=True)
+  return result
+
+
+def glue(workdir: str, task_cfg: ml_collections.ConfigDict | None = None) -> dict:
+  """The GLUE-sane protocol: every GLUE task of finetune.task, the table and the average.
+
+  Writes WORKDIR/finetune/glue.md and glue.json. The average is comparable to the paper's only
+  when all eight tasks ran; otherwise it is labelled with the tasks it covers.
+  """
+  cfg = _settings(task_cfg)
+  if not cfg.task.startswith(("glue:", "tfds:")):
+    raise ConfigError(f"--mode=glue runs GLUE tasks: finetune.task={cfg.task!r} must be "
+                      "'glue:DIR[:TASK,...]' or 'tfds:glue[/TASK,...]'")
+  result = _run_all(workdir, cfg)
+  present = sorted({r["task"] for r in result["rows"]})
+  result["average"] = glue_average(result["rows"])
+  result["complete"] = set(present) == set(glue_lib.TASKS)
+  label = ("GLUE average (8 tasks, MNLI m and mm counted apart)" if result["complete"] else
+           f"average over {', '.join(present)} only: not a GLUE score")
+  md = "\n".join([
+      f"# GLUE dev scores of checkpoint step {result['checkpoint_step']}",
+      "",
+      f"Median of {cfg.seeds} fine-tuning seed(s) (min–max), in percent; epochs {cfg.epochs}, "
+      f"batch {cfg.batch_size}, lr {cfg.lr}, warmup {cfg.warmup}, AdamW ({cfg.b1}, {cfg.b2}, "
+      f"{cfg.eps}), max length {cfg.max_len or 'of the model'}.",
+      "",
+      table(result["rows"], percent=True),
+      "",
+      f"{label}: " + ", ".join(f"{HEADERS[m]} {100 * v:.1f}"
+                               for m, v in result["average"].items()),
+      ""])
+  out = os.path.join(workdir, "finetune")
+  os.makedirs(out, exist_ok=True)
+  with open(os.path.join(out, "glue.md"), "w") as f:
+    f.write(md)
+  with open(os.path.join(out, "glue.json"), "w") as f:
+    json.dump(result, f, indent=2)
+  print(md, flush=True)
   return result

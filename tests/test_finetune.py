@@ -1,17 +1,18 @@
-"""Fine-tuning: the embedded labelled task, the classifier on a real tiny checkpoint, baselines."""
+"""Fine-tuning: tasks from every source, the heads on a real tiny checkpoint, baselines, GLUE."""
 
 import json
 import os
 import sys
+import time
 
 import jax
 import numpy as np
 import pytest
 
-from conftest import ROOT
-from jaxbert import checkpoint, data, finetune, metrics, state, train
+from conftest import ROOT, run_py
+from jaxbert import baselines, checkpoint, data, finetune, metrics, state, train
 from jaxbert.config import ConfigError
-from jaxbert.data import tasks
+from jaxbert.data import glue, tasks
 
 sys.path.insert(0, ROOT)
 from configs import tiny  # noqa: E402
@@ -25,24 +26,82 @@ def workdir(tmp_path_factory, cache_dir):
   return path
 
 
+def _write(path, lines):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "w", encoding="utf-8") as f:
+    f.write("".join(line + "\n" for line in lines))
+
+
+WORDS = "the cat sat on a mat while rain fell over quiet old town".split()
+
+
+def _sentence(i, n=5):
+  return " ".join(WORDS[(i * 3 + k) % len(WORDS)] for k in range(n))
+
+
+@pytest.fixture(scope="module")
+def glue_dir(tmp_path_factory):
+  """Six train rows and four dev rows per task, in the layout and columns of the real files
+  (MRPC's start with a byte-order mark)."""
+  d = str(tmp_path_factory.mktemp("glue_data"))
+  train, dev = range(6), range(6, 10)
+  for split, rows in (("train", train), ("dev", dev)):
+    _write(f"{d}/CoLA/{split}.tsv", [f"gj04\t{i % 2}\t\t{_sentence(i)}" for i in rows])
+    _write(f"{d}/SST-2/{split}.tsv", ["sentence\tlabel"] +
+           [f"{_sentence(i)} \"quoted\t{i % 2}" for i in rows])  # a lone quote: QUOTE_NONE
+    _write(f"{d}/MRPC/{split}.tsv", ["\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String"] +
+           [f"{i % 2}\t{i}\t{i + 100}\t{_sentence(i)}\t{_sentence(i + 1)}" for i in rows])
+    _write(f"{d}/STS-B/{split}.tsv",
+           ["index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2"
+            "\tscore"] +
+           [f"{i}\tnews\tf\t2012\t{i}\ts\ts\t{_sentence(i)}\t{_sentence(i + 2)}\t{i * 0.45:.3f}"
+            for i in rows])
+    _write(f"{d}/QQP/{split}.tsv", ["id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate"] +
+           [f"{i}\t{i}\t{i + 1}\t{_sentence(i)}?\t{_sentence(i + 3)}?\t{i % 2}" for i in rows] +
+           ["999\tbroken row"])  # QQP's real files hold a few of these
+    _write(f"{d}/QNLI/{split}.tsv", ["index\tquestion\tsentence\tlabel"] +
+           [f"{i}\t{_sentence(i)}?\t{_sentence(i + 4)}\t"
+            f"{('entailment', 'not_entailment')[i % 2]}" for i in rows])
+    _write(f"{d}/RTE/{split}.tsv", ["index\tsentence1\tsentence2\tlabel"] +
+           [f"{i}\t{_sentence(i, 12)}\t{_sentence(i + 5)}\t"
+            f"{('entailment', 'not_entailment')[i % 2]}" for i in rows])
+  mnli_header = ("index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse"
+                 "\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label")
+  labels = ("entailment", "neutral", "contradiction")
+  for name, rows in (("train", train), ("dev_matched", dev), ("dev_mismatched", range(10, 13))):
+    _write(f"{d}/MNLI/{name}.tsv", [mnli_header] + [
+        f"{i}\t{i}\t{i}n\tfiction\t(x)\t(y)\t(X)\t(Y)\t{_sentence(i)}\t{_sentence(i + 6)}\t"
+        f"{labels[i % 3]}\t{labels[i % 3]}" for i in rows])
+  _write(f"{d}/WNLI/train.tsv", ["index\tsentence1\tsentence2\tlabel", "0\ta\tb\t1"])
+  return d
+
+
 def _quick_cfg(**overrides):
   cfg = finetune.default_config()
   cfg.update({**dict(max_train_examples=48, epochs=1, seeds=1, max_len=32, lr=1e-3,
-                     eval_batch_size=512, bow_steps=20), **overrides})
+                     eval_batch_size=64, bow_steps=20, cnn_filters=8, cnn_embed=16),
+              **overrides})
   return cfg
 
 
-def test_sentiment_loads_with_a_stable_disjoint_split():
-  a, b = tasks.load("sentiment"), tasks.load("sentiment")
-  assert a["num_labels"] == 2 and a["metric"] == "accuracy"
-  assert a["train"] == b["train"] and a["dev"] == b["dev"]
-  assert (len(a["train"]), len(a["dev"])) == (8447, 2121)
-  for split in ("train", "dev"):
-    labels = [y for _, y in a[split]]
-    assert set(labels) == {0, 1} and 0.4 < np.mean(labels) < 0.6
-    assert all(isinstance(t, str) and t for t, _ in a[split])
-  # The source repeats 2 texts under different ids; the split itself is by id, so disjoint.
-  assert len({t for t, _ in a["train"]} & {t for t, _ in a["dev"]}) <= 2
+# -- tasks ---------------------------------------------------------------------------------------
+
+def test_embedded_tasks_load_with_stable_disjoint_splits():
+  (a,), (b,) = tasks.load("sentiment"), tasks.load("sentiment")
+  assert a.classes == ("negative", "positive") and a.metrics == ("accuracy",)
+  assert a.train.text_a == b.train.text_a and (a.train.labels == b.train.labels).all()
+  assert (len(a.train), len(a.dev["dev"])) == (8447, 2121)
+  (spam,) = tasks.load("spam")
+  assert spam.classes == ("ham", "spam") and spam.metrics == ("accuracy", "f1")
+  assert (len(spam.train), len(spam.dev["dev"])) == (4604, 1237)
+  for task in (a, spam):
+    for split in (task.train, task.dev["dev"]):
+      assert set(split.labels) == {0, 1} and split.text_b is None
+      assert all(isinstance(t, str) and t for t in split.text_a)
+  assert 0.25 < spam.train.labels.mean() < 0.35  # a third of the messages are spam
+  # The sentiment source repeats 2 texts under different ids; spam was deduplicated.
+  assert len(set(a.train.text_a) & set(a.dev["dev"].text_a)) <= 2
+  assert not set(spam.train.text_a) & set(spam.dev["dev"].text_a)
 
 
 def test_unknown_task_is_named():
@@ -50,19 +109,192 @@ def test_unknown_task_is_named():
     tasks.load("nope")
 
 
-def test_accuracy_matches_hand_count():
-  # 3 of 5 agree
-  assert finetune.accuracy([1, 0, 1, 1, 0], [1, 1, 1, 0, 0]) == pytest.approx(3 / 5)
+def test_glue_directory_reads_every_task_but_wnli(glue_dir):
+  loaded = {t.name: t for t in tasks.load(f"glue:{glue_dir}")}
+  assert list(loaded) == ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte"]
+  for name, task in loaded.items():
+    assert len(task.train) == 6, name
+  assert not loaded["cola"].pair and loaded["cola"].train.text_a[0] == _sentence(0)
+  assert loaded["sst2"].train.text_a[1] == _sentence(1) + ' "quoted'
+  assert loaded["mrpc"].train.text_b[2] == _sentence(3)
+  assert loaded["stsb"].regression and loaded["stsb"].num_outputs == 1
+  np.testing.assert_allclose(loaded["stsb"].train.labels, np.arange(6) * 0.45, atol=1e-6)
+  assert len(loaded["qqp"].dev["dev"]) == 4  # the broken row is skipped
+  mnli = loaded["mnli"]
+  assert list(mnli.dev) == ["matched", "mismatched"] and len(mnli.dev["mismatched"]) == 3
+  assert list(mnli.train.labels) == [0, 1, 2, 0, 1, 2]
+  assert mnli.headline == ("accuracy (matched)", "accuracy (mismatched)")
+  assert loaded["qnli"].train.labels[1] == 1 and loaded["rte"].classes == glue.ENTAILMENT
+  picked = tasks.load(f"glue:{glue_dir}:RTE,sts-b")
+  assert [t.name for t in picked] == ["stsb", "rte"]
+
+
+def test_missing_glue_file_is_named(glue_dir, tmp_path):
+  broken = tmp_path / "glue"
+  os.makedirs(broken / "MRPC")
+  for name in ("train.tsv", "dev.tsv"):
+    (broken / "MRPC" / name).write_text(open(f"{glue_dir}/MRPC/{name}").read())
+  os.remove(broken / "MRPC" / "dev.tsv")
+  with pytest.raises(FileNotFoundError, match=r"MRPC/dev\.tsv is missing"):
+    tasks.load(f"glue:{broken}")
+  with pytest.raises(FileNotFoundError, match="SST-2/train.tsv"):
+    tasks.load(f"glue:{broken}:sst2")
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    tasks.load(f"glue:{tmp_path}/nowhere")
+
+
+def test_tfds_glue_not_prepared_fails_fast_with_a_way_out(tmp_path):
+  cfg = finetune.default_config()
+  cfg.tfds_data_dir = str(tmp_path)
+  start = time.time()
+  with pytest.raises(FileNotFoundError) as error:
+    tasks.load("tfds:glue/sst2", cfg)
+  assert time.time() - start < 5
+  assert "tfds build glue/sst2" in str(error.value) and "glue:DIR" in str(error.value)
+
+
+def test_tfds_glue_prepared_is_read(tmp_path):
+  tfds = pytest.importorskip("tensorflow_datasets")
+
+  class Glue(tfds.core.GeneratorBasedBuilder):  # stands in for TFDS's GLUE: same names, features
+    VERSION = tfds.core.Version("2.0.0")
+    BUILDER_CONFIGS = [tfds.core.BuilderConfig(name="sst2"), tfds.core.BuilderConfig(name="stsb")]
+
+    def _info(self):
+      text = tfds.features.Text()
+      features = ({"sentence1": text, "sentence2": text, "label": np.float32, "idx": np.int32}
+                  if self.builder_config.name == "stsb" else
+                  {"sentence": text, "idx": np.int32,
+                   "label": tfds.features.ClassLabel(names=["negative", "positive"])})
+      return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(features))
+
+    def _split_generators(self, dl_manager):
+      return {"train": self._generate_examples(6), "validation": self._generate_examples(4)}
+
+    def _generate_examples(self, n):
+      for i in range(n):
+        yield i, ({"sentence1": f"first {i}", "sentence2": f"second {i}", "label": i / 2,
+                   "idx": i} if self.builder_config.name == "stsb" else
+                  {"sentence": f"text {i}", "label": i % 2, "idx": i})
+
+  for name in ("sst2", "stsb"):
+    Glue(config=name, data_dir=str(tmp_path), file_format="array_record").download_and_prepare()
+  cfg = finetune.default_config()
+  cfg.tfds_data_dir = str(tmp_path)
+  sst2, stsb = tasks.load("tfds:glue/stsb,glue/sst2", cfg)  # GLUE's order, not the spec's
+  assert sst2.name == "sst2" and not sst2.pair and len(sst2.dev["dev"]) == 4
+  assert sorted(zip(sst2.train.text_a, sst2.train.labels)) == [
+      (f"text {i}", i % 2) for i in range(6)]
+  assert stsb.regression and stsb.pair and stsb.train.labels.dtype == np.float32
+  assert sorted(zip(stsb.train.text_a, stsb.train.text_b, stsb.train.labels)) == [
+      (f"first {i}", f"second {i}", i / 2) for i in range(6)]
+
+
+def test_user_files_csv_tsv_jsonl(tmp_path):
+  cfg = finetune.default_config()
+  csv_path = tmp_path / "reviews.csv"
+  csv_path.write_text("id,text,label\n" + "".join(
+      f'{i},"{_sentence(i)}, said ""me""",{("neg", "pos")[i % 2]}\n' for i in range(10)))
+  (task,) = tasks.load(f"file:{csv_path}", cfg)
+  assert task.classes == ("neg", "pos") and task.metrics == ("accuracy", "f1")
+  assert (len(task.train), len(task.dev["dev"])) == (8, 2)  # dev_fraction 0.2, fixed
+  assert set(task.train.text_a) | set(task.dev["dev"].text_a) == {
+      f'{_sentence(i)}, said "me"' for i in range(10)}
+
+  cfg.update(dict(text_column="s1", text_b_column="s2", label_column="score"))
+  train, dev = tmp_path / "sts_train.tsv", tmp_path / "sts_dev.tsv"
+  for path, rows in ((train, range(6)), (dev, range(6, 9))):
+    path.write_text("s1\ts2\tscore\n" + "".join(
+        f'{_sentence(i)} "\t{_sentence(i + 1)}\t{i / 2}\n' for i in rows))
+  (task,) = tasks.load(f"file:{train},{dev}", cfg)
+  assert task.regression and task.pair and task.metrics == ("pearson", "spearman")
+  assert task.dev["dev"].text_b[0] == _sentence(7)
+  np.testing.assert_allclose(task.dev["dev"].labels, [3.0, 3.5, 4.0])
+
+  cfg.update(dict(text_column="body", text_b_column="", label_column="y"))
+  jsonl = tmp_path / "topics.jsonl"
+  jsonl.write_text("".join(json.dumps({"body": _sentence(i), "y": i % 3}) + "\n"
+                           for i in range(9)))
+  (task,) = tasks.load(f"file:{jsonl}", cfg)
+  assert task.classes == ("0", "1", "2") and task.metrics == ("accuracy",)
+
+
+def test_bad_user_rows_name_the_file_and_line(tmp_path):
+  cfg = finetune.default_config()
+  path = tmp_path / "data.csv"
+  path.write_text("text,label\nfine,1\nalso fine,0\n,1\n")
+  with pytest.raises(ConfigError, match=r"data\.csv:4: the 'text' column is missing or empty"):
+    tasks.load(f"file:{path}", cfg)
+  path.write_text("text,label\nfine,1\nno label here,\n")
+  with pytest.raises(ConfigError, match=r"data\.csv:3: the 'label' column"):
+    tasks.load(f"file:{path}", cfg)
+  jsonl = tmp_path / "data.jsonl"
+  jsonl.write_text('{"text": "a", "label": 1}\n\n{"text": "b"}\n')
+  with pytest.raises(ConfigError, match=r"data\.jsonl:3: the 'label' column"):
+    tasks.load(f"file:{jsonl}", cfg)
+  cfg.label_column = "gold"
+  with pytest.raises(ConfigError, match="no column 'gold' .finetune.label_column"):
+    tasks.load(f"file:{path}", cfg)
+  with pytest.raises(FileNotFoundError, match="missing.tsv"):
+    tasks.load(f"file:{tmp_path}/missing.tsv", cfg)
+
+
+# -- scores, aggregation, baselines --------------------------------------------------------------
+
+def test_median_is_taken_per_column_over_seeds():
+  medians, lists = finetune.aggregate([{"f1": 0.1, "accuracy": 0.9}, {"f1": 0.7, "accuracy": 0.2},
+                                       {"f1": 0.4, "accuracy": 0.5}])
+  assert medians == {"f1": 0.4, "accuracy": 0.5} and lists["f1"] == [0.1, 0.7, 0.4]
+  assert finetune.aggregate([{"a": 1.0}, {"a": 4.0}])[0] == {"a": 2.5}  # even: mean of the middle
+
+
+def test_glue_average_counts_mnli_twice_and_one_number_per_task():
+  rows = [dict(task=t, metric=m, in_average=avg, **{k: v for k in finetune.MODELS})
+          for t, m, avg, v in [("mnli", "accuracy (matched)", True, 0.8),
+                               ("mnli", "accuracy (mismatched)", True, 0.7),
+                               ("mrpc", "f1", True, 0.9), ("mrpc", "accuracy", False, 0.0),
+                               ("cola", "matthews", True, 0.2)]]
+  assert finetune.glue_average(rows)["pretrained"] == pytest.approx((0.8 + 0.7 + 0.9 + 0.2) / 4)
+
+
+def _toy_task(regression=False):
+  """Texts whose label is whether they contain 'great' (or a score that says so)."""
+  text = [f"{'great' if i % 2 else 'awful'} {WORDS[i % 13]} film item{i}" for i in range(40)]
+  y = np.array([i % 2 for i in range(40)], np.float32 if regression else np.int32)
+  split = tasks.Split(tuple(text), None, y)
+  dev = tasks.Split(("great film", "awful movie", "truly great", "dull awful"), None,
+                    np.array([1, 0, 1, 0], y.dtype))
+  return tasks.Task("toy", split, {"dev": dev}, None if regression else ("no", "yes"),
+                    ("pearson",) if regression else ("accuracy",))
 
 
 def test_bag_of_words_learns_a_separable_toy_problem():
-  pos = [(f"a truly great film number{i}", 1) for i in range(20)]
-  neg = [(f"an awful dull movie item{i}", 0) for i in range(20)]
-  dev = [("great film", 1), ("awful movie", 0), ("truly great", 1), ("dull awful", 0)]
-  assert finetune.bag_of_words(pos + neg, dev, 2, finetune.default_config()) == 1.0
+  cfg = finetune.default_config()
+  task = _toy_task()
+  assert finetune.score(task, baselines.bag_of_words(task, task.train, cfg))["accuracy"] == 1.0
+  task = _toy_task(regression=True)
+  predicted = baselines.bag_of_words(task, task.train, cfg)["dev"]
+  assert predicted[0] > 0.5 > predicted[1]
 
 
-def test_encode_adds_cls_sep_and_pads(workdir):
+def test_cnn_learns_which_token_decides_the_label():
+  rng = np.random.default_rng(0)
+  tokens = rng.integers(10, 60, (64, 12)).astype(np.int32)
+  labels = rng.integers(0, 2, 64).astype(np.int32)
+  tokens[labels == 1, rng.integers(1, 11, int(labels.sum()))] = 7  # the deciding token
+  mask = np.ones_like(tokens)
+  mask[:, 11] = 0  # a padded position
+  cfg = _quick_cfg(epochs=15, batch_size=16, cnn_lr=1e-2)
+  cnn = baselines.TextCNN(64, 16, 8, 2, 0.0)
+  steps = finetune.trainer(cnn, cfg, 64, lr=cfg.cnn_lr)
+  predicted = finetune.finetune(cnn, steps, None, (tokens, mask, labels),
+                                {"dev": (tokens, mask)}, cfg, 0)["dev"]
+  assert (predicted == labels).mean() == 1.0
+
+
+# -- the encoder heads on a real checkpoint ------------------------------------------------------
+
+def test_encode_single_and_pairs(workdir):
   config, _, _ = finetune.load_pretrained(workdir)
   tok = data.prepare(config.data, config.model.vocab_size).tokenizer()
   tokens, mask = finetune.encode(tok, ["the end", "word " * 100], 8)
@@ -70,6 +302,24 @@ def test_encode_adds_cls_sep_and_pads(workdir):
   n = int(mask[0].sum())
   assert tokens[0, n - 1] == data.SEP_ID and (tokens[0, n:] == data.PAD_ID).all()
   assert mask[1].all() and tokens[1, -1] == data.SEP_ID  # truncated, still ends with [SEP]
+
+  a, b = ["the end", "word " * 100, "x " * 3], ["a story", "y", "z " * 100]
+  tokens, mask = finetune.encode(tok, a, 16, b)
+  ids = lambda s: tok.encode(s, add_special_tokens=False).ids
+  assert list(tokens[0, :int(mask[0].sum())]) == [
+      data.CLS_ID, *ids("the end"), data.SEP_ID, *ids("a story"), data.SEP_ID]
+  for row, m in zip(tokens[1:], mask[1:]):  # long pairs: both sides keep tokens, two [SEP]s
+    assert m.all() and list(row).count(data.SEP_ID) == 2 and row[-1] == data.SEP_ID
+  # the long side is cut, the short side kept whole
+  assert list(tokens[1, -3:]) == [data.SEP_ID, *ids("y"), data.SEP_ID]
+  assert list(tokens[2, 1:1 + len(ids("x " * 3))]) == ids("x " * 3)
+
+
+def test_truncation_keeps_both_sides():
+  assert finetune._truncate(3, 4, 10) == (3, 4)
+  assert finetune._truncate(50, 2, 10) == (8, 2)
+  assert finetune._truncate(2, 50, 10) == (2, 8)
+  assert finetune._truncate(50, 40, 11) == (6, 5)
 
 
 def test_encoder_params_come_from_the_checkpoint(workdir):
@@ -84,16 +334,23 @@ def test_encoder_params_come_from_the_checkpoint(workdir):
   assert not np.array_equal(leaf(encoder), leaf(fresh))  # three steps moved it from init
 
 
-def test_three_step_finetune_runs_and_records(workdir):
-  result = finetune.run(workdir, _quick_cfg())
-  assert result["task"] == "sentiment" and result["checkpoint_step"] == 3
-  for key in ("pretrained", "no_pretraining", "bag_of_words"):
-    assert 0.0 <= result[key] <= 1.0 and np.isfinite(result[key])
-  assert len(result["pretrained_seeds"]) == len(result["no_pretraining_seeds"]) == 1
-  record = [r for r in metrics.read(workdir) if r["kind"] == "finetune"][-1]
-  assert record["step"] == 3 and record["pretrained"] == result["pretrained"]
-  with open(os.path.join(workdir, "finetune.json")) as f:
-    assert json.load(f)["config"]["max_train_examples"] == 48
+def test_classification_and_regression_heads_on_the_original_arch():
+  # The crammed arch's heads run on the real checkpoint in the GLUE test below.
+  model_config = finetune.ModelConfig(arch="original", vocab_size=64, num_layers=1, hidden_size=16,
+                                      num_heads=2, ffn_size=32, max_len=12, dropout=0.1)
+  rng = np.random.default_rng(0)
+  tokens = rng.integers(5, 64, (6, 12)).astype(np.int32)
+  mask = np.ones_like(tokens)
+  cfg = _quick_cfg(batch_size=2)  # 6 examples, batch 2, 1 epoch: 3 steps
+  for outputs, labels in ((3, np.array([0, 1, 2, 0, 1, 2], np.int32)),
+                          (1, np.linspace(0, 5, 6).astype(np.float32))):
+    model = finetune.Classifier(model_config, outputs)
+    steps = finetune.trainer(model, cfg, 6, regression=outputs == 1)
+    assert steps[1] * cfg.epochs == 3
+    predicted = finetune.finetune(model, steps, None, (tokens, mask, labels),
+                                  {"dev": (tokens, mask)}, cfg, 0)["dev"]
+    assert predicted.shape == (6,) and np.isfinite(predicted).all()
+    assert predicted.dtype == (np.float32 if outputs == 1 else np.int32)
 
 
 def test_finetune_is_deterministic_per_seed(workdir):
@@ -105,8 +362,46 @@ def test_finetune_is_deterministic_per_seed(workdir):
   tokens = rng.integers(5, config.model.vocab_size, (32, 32)).astype(np.int32)
   examples = (tokens, np.ones_like(tokens), (tokens[:, 1] % 2).astype(np.int32))
   steps = finetune.trainer(model, cfg, 32)
-  scores = [finetune.finetune(model, steps, encoder, examples, examples, cfg, 0) for _ in range(2)]
-  assert scores[0] == scores[1]
+  runs = [finetune.finetune(model, steps, encoder, examples, {"dev": examples[:2]}, cfg, 0)
+          for _ in range(2)]
+  np.testing.assert_array_equal(runs[0]["dev"], runs[1]["dev"])
+
+
+def test_three_step_finetune_on_embedded_task_records(workdir):
+  # 6 examples in batches of 2, as in the GLUE test below: the compiled steps are shared.
+  result = finetune.run(workdir, _quick_cfg(task="spam", max_train_examples=6, batch_size=2))
+  assert result["checkpoint_step"] == 3 and [r["metric"] for r in result["rows"]] == [
+      "accuracy", "f1"]
+  for row in result["rows"]:
+    for key in finetune.MODELS:
+      assert 0.0 <= row[key] <= 1.0
+    assert len(row["pretrained_seeds"]) == len(row["cnn_seeds"]) == 1
+  records = [r for r in metrics.read(workdir) if r["kind"] == "finetune"][-2:]
+  assert [r["metric"] for r in records] == ["accuracy", "f1"]
+  assert records[0]["step"] == 3 and records[0]["pretrained"] == result["rows"][0]["pretrained"]
+  with open(os.path.join(workdir, "finetune.json")) as f:
+    assert json.load(f)["config"]["max_train_examples"] == 6
+
+
+def test_glue_protocol_runs_single_pair_and_regression_tasks(workdir, glue_dir):
+  # 6 train rows, batch 2, 1 epoch: 3 steps per fine-tune; 2 seeds to exercise the median.
+  cfg = _quick_cfg(task=f"glue:{glue_dir}:sst2,mrpc,stsb", batch_size=2, seeds=2,
+                   max_train_examples=0)
+  result = finetune.glue(workdir, cfg)
+  got = [(r["task"], r["metric"]) for r in result["rows"]]
+  assert got == [("sst2", "accuracy"), ("mrpc", "f1"), ("mrpc", "accuracy"),
+                 ("stsb", "pearson"), ("stsb", "spearman")]
+  for row in result["rows"]:
+    assert len(row["pretrained_seeds"]) == 2
+    assert row["pretrained"] == pytest.approx(np.median(row["pretrained_seeds"]))
+    assert row["train_examples"] == 6 and row["dev_examples"] == 4
+  headline = [r["pretrained"] for r in result["rows"] if r["in_average"]]
+  assert len(headline) == 3 and not result["complete"]
+  assert result["average"]["pretrained"] == pytest.approx(np.mean(headline))
+  with open(os.path.join(workdir, "finetune", "glue.json")) as f:
+    assert json.load(f)["rows"] == result["rows"]
+  md = open(os.path.join(workdir, "finetune", "glue.md")).read()
+  assert "| stsb | spearman |" in md and "not a GLUE score" in md
 
 
 def test_bad_settings_are_refused(workdir):
@@ -114,3 +409,13 @@ def test_bad_settings_are_refused(workdir):
     finetune.run(workdir, _quick_cfg(max_len=64))  # tiny's model.max_len is 32
   with pytest.raises(KeyError):
     finetune.run(workdir, _quick_cfg(learning_rate=1e-3))
+  with pytest.raises(ConfigError, match="--mode=glue runs GLUE tasks"):
+    finetune.glue(workdir, _quick_cfg())
+
+
+def test_cli_reports_a_missing_glue_directory(workdir, tmp_path):
+  proc = run_py("--mode=glue", f"--workdir={workdir}", "--config=configs/tiny.py",
+                f"--config.finetune.task=glue:{tmp_path}/absent", check=False, timeout=120)
+  assert proc.returncode != 0
+  assert proc.stderr.strip().splitlines()[-1] == (
+      f"error: GLUE directory {tmp_path}/absent does not exist")
