@@ -177,7 +177,7 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
   tokens_per_row = config.data.seq_len
   iterator = iter(loader.pretraining_batches(
       store.train, seed=config.seed, batch_size=tc.micro_batch, mask_rate=config.data.mask_rate,
-      vocab_size=config.model.vocab_size, threads=tc.loader_threads))
+      vocab_size=config.model.vocab_size, threads=tc.loader_threads, order=config.data.order))
 
   # Model and state: fresh, or the workdir's latest checkpoint (params, optimizer, data position).
   clock = time.monotonic()
