@@ -2,7 +2,7 @@
 
   python run.py --config=configs/quick.py --workdir=workdirs/quick     # cram (resumes if stopped)
   python run.py --mode=evaluate --workdir=workdirs/quick [--step=N]    # held-out MLM of a checkpoint
-  python run.py --mode=prepare --config=configs/quick.py                # build the token store only
+  python run.py --mode=prepare --config=configs/quick.py               # build the token store only
 """
 
 import os

@@ -5,7 +5,6 @@ configs/*.py return this tree with their own overrides; `python run.py --config=
 says what it does.
 """
 
-import jax
 import ml_collections
 
 
@@ -113,6 +112,7 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if not config.budget_hours > 0:
     raise ConfigError(f"budget_hours={config.budget_hours} must be > 0: the wall-clock budget in hours")
   if config.model.dtype == "auto":
+    import jax  # here, not at the top: data-preparation worker processes import this module
     config.model.dtype = "float32" if jax.default_backend() == "cpu" else "bfloat16"
   t = config.train
   if t.batch_size % t.micro_batch:

@@ -248,3 +248,27 @@ def test_unknown_source(cache):
   with pytest.raises(ValueError, match=r"'nope'.*embedded, text:GLOB"):
     prepare(small_config(cache, sources="nope"), SMALL_VOCAB)
   assert not os.path.exists(os.path.join(str(cache), "stores", "nope"))
+
+
+def test_worker_processes_build_the_same_store(cache, monkeypatch):
+  # Past POOL_AFTER_CHARS the build cleans and encodes in spawned processes; the rows must be
+  # those of a serial build. WordPiece training breaks ties in no fixed order, so two builds may
+  # number pieces differently: the parallel rows are checked against its own tokenizer.
+  monkeypatch.setattr(store, "POOL_AFTER_CHARS", 0)
+  monkeypatch.setattr(store, "BATCH_CHARS", 20000)  # many batches in flight
+  serial = prepare(small_config(cache / "serial", workers=1), SMALL_VOCAB)
+  parallel = prepare(small_config(cache / "parallel", workers=2), SMALL_VOCAB)
+  assert serial.manifest["workers"] == 1 and parallel.manifest["workers"] == 2
+  for sp in ("train", "heldout"):
+    for key in ("documents", "chars_read", "chars", "empty"):
+      assert serial.manifest["counts"][sp][key] == parallel.manifest["counts"][sp][key]
+    tok = parallel.tokenizer()
+    stream = []
+    for doc in itertools.islice(corpus.documents(sp), SMALL_DOCS):
+      doc = text.clean(doc)
+      ids = tok.encode(doc, add_special_tokens=False).ids
+      if len(ids) <= 0.5 * len(doc):
+        stream += ids + [SEP_ID]
+    rows = np.asarray(getattr(parallel, sp))
+    np.testing.assert_array_equal(rows.ravel(), stream[:rows.size])
+    assert len(stream) - rows.size < 128

