@@ -166,9 +166,10 @@ def _text_documents(path: str, stats: dict | None) -> Iterator[str]:
     for block in blocks:
       yield from _pieces(block)
     while len(buf) > 2 * MAX_DOC_CHARS:  # no blank line for a long stretch (say one huge line)
-      piece, *_ = _pieces(buf[:MAX_DOC_CHARS + 1])
-      yield piece
-      buf = buf[len(piece):]
+      piece = next(_pieces(buf[:MAX_DOC_CHARS + 1]), None)
+      if piece is not None:
+        yield piece
+      buf = buf[len(piece) if piece is not None else MAX_DOC_CHARS:]
   buf += decode(b"", final=True)
   yield from _pieces(buf)
 
