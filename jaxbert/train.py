@@ -211,7 +211,7 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
     iterator = iter(loader.pretraining_batches(
         store.train, seed=config.seed, batch_size=tc.micro_batch,
         mask_rate=config.data.mask_rate, vocab_size=config.model.vocab_size,
-        threads=tc.loader_threads))
+        threads=tc.loader_threads, order=config.data.order))
     restored = ckpts.restore_latest_good(abstract_state, iterator)
     if restored is None:
       state = jax.jit(init, out_shardings=state_sharding)(init_key(config))
