@@ -23,6 +23,10 @@ flags.DEFINE_enum("mode", "train", ["train", "evaluate", "finetune", "report", "
                   "workdir's); (re)make its report.md and curves.png; or prepare --config's token "
                   "store (no workdir needed).")
 flags.DEFINE_integer("step", None, "evaluate: the checkpoint step (default: the latest).")
+flags.DEFINE_string("coordinator", None, "Several processes (hosts): HOST:PORT of process 0, "
+                    "with --num_processes and --process_id; the same command on every host.")
+flags.DEFINE_integer("num_processes", None, "Several processes: how many.")
+flags.DEFINE_integer("process_id", None, "Several processes: this one's index, 0 first.")
 FLAGS = flags.FLAGS
 
 
@@ -45,6 +49,14 @@ def main(argv):
     # the failure itself in one line (see checkpoint.SaveFailed). --verbosity=0 shows them.
     logging.get_absl_logger().addFilter(
         lambda r: not (r.levelno >= std_logging.ERROR and f"{os.sep}orbax{os.sep}" in r.pathname))
+  if FLAGS.coordinator is not None:
+    import jax
+
+    # CPU-only hosts exchange gradients through gloo; GPUs use NCCL whatever this says.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
+    if jax.process_index() > 0:  # one voice: the first process reports, the others only fail
+      sys.stdout = open(os.devnull, "w")
   from jaxbert import checkpoint, config, data, evaluate, finetune, report, train  # fast --help
 
   try:
