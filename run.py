@@ -5,6 +5,7 @@
   python run.py --mode=report --workdir=workdirs/quick                 # report.md and curves.png
   python run.py --mode=finetune --workdir=workdirs/quick               # fine-tuning table
   python run.py --mode=glue --workdir=W --config=configs/glue.py --config.finetune.task=glue:DIR
+  python run.py --mode=prepare --config=configs/quick.py               # build the token store only
 """
 
 import logging as std_logging
@@ -18,22 +19,28 @@ config_flags.DEFINE_config_file("config", None, "Python config file (configs/*.p
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Run directory: config, metrics, checkpoints. "
                     "Default: workdirs/<config file name>.")
-flags.DEFINE_enum("mode", "train", ["train", "evaluate", "finetune", "glue", "report"],
+flags.DEFINE_enum("mode", "train",
+                  ["train", "evaluate", "finetune", "glue", "report", "prepare"],
                   "train (or resume); evaluate a checkpoint of --workdir on the held-out rows; "
                   "finetune its latest checkpoint on finetune.task; glue: the GLUE-sane protocol "
                   "on every GLUE task of finetune.task (settings: --config's finetune.*, else the "
-                  "workdir's); or (re)make its report.md and curves.png.")
+                  "workdir's); (re)make its report.md and curves.png; or prepare --config's token "
+                  "store (no workdir needed).")
 flags.DEFINE_integer("step", None, "evaluate: the checkpoint step (default: the latest).")
+flags.DEFINE_string("coordinator", None, "Several processes (hosts): HOST:PORT of process 0, "
+                    "with --num_processes and --process_id; the same command on every host.")
+flags.DEFINE_integer("num_processes", None, "Several processes: how many.")
+flags.DEFINE_integer("process_id", None, "Several processes: this one's index, 0 first.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if FLAGS.mode != "train" and FLAGS.workdir is None:
+  if FLAGS.mode not in ("train", "prepare") and FLAGS.workdir is None:
     raise app.UsageError(f"--mode={FLAGS.mode} needs --workdir")
-  if FLAGS.mode == "train" and FLAGS.config is None:
-    raise app.UsageError("--config=FILE is required to train (see configs/)")
+  if FLAGS.mode in ("train", "prepare") and FLAGS.config is None:
+    raise app.UsageError(f"--config=FILE is required to {FLAGS.mode} (see configs/)")
   if FLAGS.config is not None:
     try:
       FLAGS.config.get("seed")  # a config file that failed to load raises only when first used
@@ -46,13 +53,23 @@ def main(argv):
     # the failure itself in one line (see checkpoint.SaveFailed). --verbosity=0 shows them.
     logging.get_absl_logger().addFilter(
         lambda r: not (r.levelno >= std_logging.ERROR and f"{os.sep}orbax{os.sep}" in r.pathname))
-  from jaxbert import checkpoint, config, evaluate, finetune, report, train  # after flags
+  if FLAGS.coordinator is not None:
+    import jax
+
+    # CPU-only hosts exchange gradients through gloo; GPUs use NCCL whatever this says.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
+    if jax.process_index() > 0:  # one voice: the first process reports, the others only fail
+      sys.stdout = open(os.devnull, "w")
+  from jaxbert import checkpoint, config, data, evaluate, finetune, report, train  # fast --help
 
   try:
     if FLAGS.mode == "evaluate":
       evaluate.evaluate_checkpoint(FLAGS.workdir, FLAGS.step)
     elif FLAGS.mode == "report":
       print(f"report: {report.write(FLAGS.workdir)}")
+    elif FLAGS.mode == "prepare":
+      print(data.store.summary(data.prepare(FLAGS.config.data, FLAGS.config.model.vocab_size)))
     elif FLAGS.mode in ("finetune", "glue"):
       settings = FLAGS.config or checkpoint.read_config(FLAGS.workdir)
       (finetune.run if FLAGS.mode == "finetune" else finetune.glue)(

@@ -5,7 +5,6 @@ configs/*.py return this tree with their own overrides; `python run.py --config=
 says what it does.
 """
 
-import jax
 import ml_collections
 
 
@@ -32,13 +31,25 @@ def default() -> ml_collections.ConfigDict:
   m.attention = "auto"  # jax.nn.dot_product_attention implementation: "auto", "xla" or "cudnn"
 
   c.data = d = ml_collections.ConfigDict()
-  d.sources = "embedded"  # where documents come from; "embedded" is the corpus shipped in the package
+  # Where documents come from: a list or a comma-separated string of embedded (the corpus shipped
+  # in the package), text:GLOB, jsonl:GLOB[:FIELD], tfds:NAME[/CONFIG][:SPLIT] (README).
+  d.sources = ml_collections.FieldReference("embedded", field_type=object)
+  # One positive number per source (list or comma-separated; "" = all 1): how many times each of
+  # its train documents enters the store (fractions pick documents by a hash of their text).
+  d.weights = ml_collections.FieldReference("", field_type=object)
   d.seq_len = 128  # tokens per packed row
   d.lowercase = True  # tokenizer lowercases and strips accents
   d.remove_stopwords = False  # drop English stopwords before tokenizing (hurts MLM; for measurement)
   d.remove_punctuation = False  # drop punctuation before tokenizing (hurts MLM; for measurement)
   d.max_token_char_ratio = 0.25  # drop documents with more tokens than this × characters; 0 = off
+  d.min_chars = 0  # drop documents shorter than this many characters after cleaning (0 = off)
+  d.dedup = False  # drop exact duplicates of an earlier cleaned document (8-byte hashes)
   d.max_documents = 0  # use only the first N documents of each split (0 = all); for quick tests
+  d.skip_bad_records = False  # jsonl: skip and count lines that are not JSON or lack the field
+  d.tokenizer_sample_mb = 100.0  # the tokenizer trains on the first this many MB of cleaned text
+  d.order = "shuffle"  # "shuffle" (new order each epoch) or "curriculum" (rows by "." count, desc.)
+  d.workers = 0  # processes cleaning text while a store is built (0 = one per CPU core)
+  d.tfds_data_dir = ""  # tfds: sources' data_dir; "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
   d.mask_rate = 0.25  # fraction of each row predicted: exactly round(rate × seq_len) positions
   d.cache_dir = ""  # where token stores live; "" = $JAXBERT_CACHE or ~/.cache/jaxbert
 
@@ -117,6 +128,7 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if not config.budget_hours > 0:
     raise ConfigError(f"budget_hours={config.budget_hours} must be > 0: the wall-clock budget in hours")
   if config.model.dtype == "auto":
+    import jax  # here, not at the top: data-preparation worker processes import this module
     config.model.dtype = "float32" if jax.default_backend() == "cpu" else "bfloat16"
   t = config.train
   if t.micro_batch < 0 or (t.micro_batch and t.batch_size % t.micro_batch):
@@ -124,6 +136,8 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                      f"train.micro_batch={t.micro_batch}")
   if t.on_nonfinite not in ("stop", "skip"):
     raise ConfigError(f"train.on_nonfinite={t.on_nonfinite!r}: use \"stop\" or \"skip\"")
+  if config.data.order not in ("shuffle", "curriculum"):
+    raise ConfigError(f"data.order={config.data.order!r}: use 'shuffle' or 'curriculum'")
   if config.data.seq_len > config.model.max_len:
     raise ConfigError(f"data.seq_len={config.data.seq_len} exceeds model.max_len="
                      f"{config.model.max_len}")

@@ -45,3 +45,22 @@ class Events:
 
   def __exit__(self, *exc):
     self.close()
+
+
+class Nowhere:
+  """Events for the processes of a multi-process run that do not write the workdir."""
+
+  def write(self, record: dict):
+    pass
+
+  def restart(self, step: int):
+    pass
+
+  def close(self):
+    pass
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    pass

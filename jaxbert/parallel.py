@@ -1,4 +1,4 @@
-"""Where the arrays of a run live: one mesh axis, "data", over all devices.
+"""Where the arrays of a run live: one mesh axis, "data", over all devices of all processes.
 
 Each micro-batch is split across the devices by rows (data parallelism). The params and the
 optimizer state are either replicated on every device or, with `train.fsdp`, sharded over the same
@@ -10,6 +10,7 @@ depend on the number of devices beyond float rounding.
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 AXIS = "data"
@@ -58,3 +59,29 @@ def put_batch(batch: dict, sharding: NamedSharding) -> dict:
   """Host arrays → one global array per field. Each process passes the rows it loaded (all of
   them when there is one process); the global batch is their concatenation."""
   return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), batch)
+
+
+# ---------------------------------------------------------------------------------------------
+# Several processes (hosts): run.py's --coordinator, --num_processes and --process_id start
+# jax.distributed; each process loads its share of every micro-batch's rows (loader.py).
+
+def agree(elapsed_s: float, stop: bool) -> tuple[float, bool]:
+  """(the first process's budget seconds, whether any process was asked to stop): the inputs of
+  every decision the loop takes, identical on every process. One small all-gather per step; free
+  with one process."""
+  if jax.process_count() == 1:
+    return elapsed_s, stop
+  values = multihost_utils.process_allgather(np.array([elapsed_s, float(stop)], np.float64))
+  return float(values[0, 0]), bool(values[:, 1].max())
+
+
+def barrier(name: str):
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
+
+
+def gather(tree):
+  """Host copies of (possibly sharded) global arrays, whole, on every process."""
+  if jax.process_count() == 1:
+    return tree
+  return multihost_utils.process_allgather(tree, tiled=True)

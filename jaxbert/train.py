@@ -6,6 +6,7 @@ learning rate and the batch ramp read t and nothing else, so a resumed run picks
 restored clock.
 """
 
+import contextlib
 import math
 import os
 import signal
@@ -174,10 +175,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   model, tx, init = build(config)  # before anything is written: a bad setting leaves no trace
 
   # Input. Preparing the token store is cached and shared across runs, so it is off the clock;
-  # it comes before the workdir is touched, so bad data leaves nothing behind.
-  store = data.prepare(config.data, config.model.vocab_size)
-  # The lock creates the workdir and refuses a second run; checkpoints are closed however we exit.
-  with checkpoint.WorkdirLock(workdir), checkpoint.Checkpoints(workdir, config.train.keep) as ckpts:
+  # it comes before the workdir is touched, so bad data leaves nothing behind. With several
+  # processes, the first builds it and the others then find it in the shared cache.
+  if jax.process_index() == 0:
+    store = data.prepare(config.data, config.model.vocab_size)
+  parallel.barrier("token store")
+  if jax.process_index() > 0:
+    store = data.prepare(config.data, config.model.vocab_size)
+  # The lock creates the workdir and refuses a second run (only the first process of a multi-
+  # process run takes it); checkpoints are closed however we exit.
+  lock = checkpoint.WorkdirLock(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
+  with lock, checkpoint.Checkpoints(workdir, config.train.keep) as ckpts:
     return _train(config, workdir, ckpts, model, tx, init, store)
 
 
@@ -187,7 +195,10 @@ def _finite(metrics) -> bool:
 
 def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
   clock = time.monotonic()  # compiling to choose the micro-batch counts against the budget
-  checkpoint.check_tokenizer(workdir, store.tokenizer_path, claim=True)
+  # One process of a multi-process run writes the workdir's files; all of them save checkpoints
+  # (orbax coordinates them) and all take every decision together (parallel.agree).
+  primary = jax.process_index() == 0
+  checkpoint.check_tokenizer(workdir, store.tokenizer_path, claim=primary)
   tc = config.train
   mesh = parallel.make_mesh()
   if tc.micro_batch % mesh.size:
@@ -203,15 +214,16 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
     print(f"micro-batch: {tc.micro_batch} rows, the most that fit "
           f"({need / 2**30:.2f} GiB of {microbatch.memory_limit(tc) / 2**30:.1f} GiB per device); "
           f"{tc.batch_size // tc.micro_batch} per step once the batch ramp is done", flush=True)
-  checkpoint.write_config(workdir, config)
+  if primary:
+    checkpoint.write_config(workdir, config)
   micro_tokens = tc.micro_batch * config.data.seq_len
 
   def start():
     """(checkpoint step or None, state, data iterator, meta) of the latest good step, or fresh."""
     iterator = iter(loader.pretraining_batches(
-        store.train, seed=config.seed, batch_size=tc.micro_batch,
+        store.train, seed=config.seed, batch_size=tc.micro_batch // jax.process_count(),
         mask_rate=config.data.mask_rate, vocab_size=config.model.vocab_size,
-        threads=tc.loader_threads))
+        threads=tc.loader_threads, order=config.data.order))
     restored = ckpts.restore_latest_good(abstract_state, iterator)
     if restored is None:
       state = jax.jit(init, out_shardings=state_sharding)(init_key(config))
@@ -231,18 +243,23 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
   # Model and state: fresh, or the workdir's latest checkpoint (params, optimizer, data position).
   saved_step, state, iterator, meta = start()
   elapsed0, tokens = meta["elapsed_s"], meta["tokens"]  # tokens drawn from the data so far
-  tensorboard = events.Events(workdir, saved_step or 0)
+  tensorboard = events.Events(workdir, saved_step or 0) if primary else events.Nowhere()
 
   def record(r):
-    metrics_log.write(workdir, r)
-    tensorboard.write(r)
+    if primary:
+      metrics_log.write(workdir, r)
+      tensorboard.write(r)
+
+  def drop_after(step):
+    if primary:
+      metrics_log.drop_after(workdir, step)
 
   if saved_step is None:
-    metrics_log.drop_after(workdir, -1)  # lines of an earlier attempt that never checkpointed
+    drop_after(-1)  # lines of an earlier attempt that never checkpointed
     record({"kind": "start", "step": 0, "params": count_params(state.params),
                                 "train_rows": int(store.train.shape[0]), "time": time.time()})
   else:
-    metrics_log.drop_after(workdir, saved_step)
+    drop_after(saved_step)
     print(f"resuming {workdir} at step {saved_step}: {_duration(elapsed0)} of the budget spent, "
           f"{tokens / 1e6:.1f}M tokens seen", flush=True)
   elapsed = lambda: elapsed0 + time.monotonic() - clock
@@ -270,16 +287,21 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
         + (" (params sharded)" if tc.fsdp and mesh.size > 1 else "")
         + f"; budget {_duration(budget_s)}"
         + (f", {tc.max_steps} steps" if tc.max_steps else ""), flush=True)
-  last_save, window = time.monotonic(), (time.monotonic(), tokens)
+  window = (time.monotonic(), tokens)
   # After a rollback, the steps up to the one that went non-finite are replayed checking each one,
   # keeping a copy of the state to fall back on: the step that fails again is skipped.
   careful_until, rollbacks, skips, checked = 0, 0, 0, 0
   stop = _StopOnSignal()
   bar = progress.Progress(tc.max_steps or budget_s, "step" if tc.max_steps else "s",
                           step if tc.max_steps else elapsed())
+  # Budget time and stop requests as every process sees them: the first process's clock, and a
+  # signal to any process (a no-op with one process). Read once per step, so that the schedule,
+  # the batch size, saves and the end fall on the same step everywhere.
+  spent, stopping = parallel.agree(elapsed(), stop.signum is not None)
+  last_save = spent
   with stop, bar, tensorboard:
-    while not done(step, elapsed()) and stop.signum is None:
-      t = progress_at(step, elapsed())
+    while not done(step, spent) and not stopping:
+      t = progress_at(step, spent)
       n = accumulation(tc, t)
       batches = draw(n, tokens)
       backup = jax.tree.map(jnp.copy, state) if step < careful_until else None
@@ -299,8 +321,9 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
         state = backup
         continue
       step += 1
-      last = done(step, elapsed()) or stop.signum is not None
-      due = time.monotonic() - last_save >= tc.checkpoint_minutes * 60 or (
+      spent, stopping = parallel.agree(elapsed(), stop.signum is not None)
+      last = done(step, spent) or stopping
+      due = spent - last_save >= tc.checkpoint_minutes * 60 or (
           tc.checkpoint_steps > 0 and step % tc.checkpoint_steps == 0)
       log = step % tc.log_every == 0 or last
       if log or due:
@@ -319,7 +342,7 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
           saved_step, state, iterator, meta = start()
           step, tokens = int(state.step), meta["tokens"]
           checked = step
-          metrics_log.drop_after(workdir, step)
+          drop_after(step)
           tensorboard.restart(step)
           window = (time.monotonic(), tokens)
           print(f"{where}; rolling back to step {step} to skip the batch that causes it",
@@ -343,13 +366,14 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
                    f"{_duration(budget_s - elapsed())} of budget left")
       if due:
         save()
-        last_save, saved_step = time.monotonic(), step
+        last_save, saved_step = spent, step
     if saved_step != step:
       save()
     ckpts.wait()  # inside the signal guard: a signal during the last save does not cut it short
-  if stop.signum is not None:
-    raise Interrupted(f"stopped by {signal.Signals(stop.signum).name} at step {step}; checkpoint "
-                      "saved: rerun the same command to resume", stop.signum)
+  if stopping:
+    signum = stop.signum or signal.SIGTERM  # another process of the run was signalled
+    raise Interrupted(f"stopped by {signal.Signals(signum).name} at step {step}; checkpoint "
+                      "saved: rerun the same command to resume", signum)
   print(f"stopped at step {step} after {_duration(elapsed())}; {tokens / 1e6:.1f}M tokens seen",
         flush=True)
 
@@ -358,10 +382,15 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
   if done_before:
     results = {k: v for k, v in done_before[-1].items() if k not in ("kind", "step")}
   else:
-    results = evaluate.mlm(model, state.params, store, config)
+    params = parallel.gather(state.params)  # whole on every process: the first evaluates
+    if not primary:
+      return {}
+    results = evaluate.mlm(model, params, store, config)
     faults.maybe_kill("eval", step)  # computed, not yet recorded: the worst moment to die
     with events.Events(workdir, step) as tensorboard:
       record({"kind": "eval", "step": step, **results})
+  if not primary:
+    return results
   print(evaluate.format_mlm(results), flush=True)
   print(f"report: {report.write(workdir)}", flush=True)
   return results

@@ -1,13 +1,18 @@
 import collections
 import itertools
+import json
 import os
 import random
+import shutil
+import socket
+import subprocess
 
 import nltk
 import numpy as np
 import pytest
 
-from jaxbert.data import TokenStore, corpus, default_config, prepare, store, text, tokenizer
+from jaxbert.data import (TokenStore, corpus, default_config, prepare, sources, store, text,
+                          tokenizer)
 from jaxbert.data.tokenizer import CLS_ID, MASK_ID, PAD_ID, SEP_ID, UNK_ID
 
 SMALL_DOCS = 24  # per split: a few documents of each source, builds in ~1 s
@@ -106,8 +111,11 @@ def test_store_layout(small, cache):
   m = small.manifest
   assert os.path.dirname(small.path) == os.path.join(str(cache), "stores")
   assert sorted(os.listdir(small.path)) == sorted(
-      ["manifest.json", "tokenizer.json", "train.npy", "heldout.npy", "unigram.npy"])
-  assert small.train.dtype == np.uint16 and isinstance(small.train, np.memmap)
+      ["manifest.json", "tokenizer.json", "train-00000.npy", "heldout-00000.npy", "unigram.npy",
+       "train-dots.npy", "heldout-dots.npy"])
+  assert small.train.dtype == np.uint16 and isinstance(small.train.shards[0], np.memmap)
+  assert m["shards"]["train"] == [{"file": "train-00000.npy", "rows": len(small.train)}]
+  assert m["tokenizer_sha256"] and m["settings"]["tokenizer"]["sample_mb"] == 100
   assert small.train.shape[1] == small.heldout.shape[1] == 128
   assert small.train.shape[0] == m["counts"]["train"]["rows"] > 50
   assert small.unigram.shape == (SMALL_VOCAB,) and small.unigram.dtype == np.int64
@@ -134,7 +142,7 @@ def test_packing(small):
     assert flat[pos] == SEP_ID
     pos += 1
   counts = small.manifest["counts"]["train"]
-  assert (flat == SEP_ID).sum() <= counts["documents"] - counts["dropped"]
+  assert (flat == SEP_ID).sum() <= counts["documents"] - counts["dropped_ratio"]
   # Only the last partial row is cut.
   assert len(flat) <= counts["tokens"] < len(flat) + 128
 
@@ -162,23 +170,33 @@ def test_cache_reuse_and_keys(small, cache):
   assert base == os.path.basename(small.path)
   for change in [dict(seq_len=64), dict(lowercase=False), dict(remove_stopwords=True),
                  dict(remove_punctuation=True), dict(max_token_char_ratio=0.3),
-                 dict(max_documents=5)]:
+                 dict(max_documents=5), dict(min_chars=10), dict(dedup=True),
+                 dict(sources="embedded,embedded"), dict(weights="2"),
+                 dict(tokenizer_sample_mb=1.0), dict(skip_bad_records=True)]:
     assert key(small_config(cache, **change)) != base, change
   assert key(small_config(cache), SMALL_VOCAB + 1) != base
-  assert key(small_config(cache, cache_dir="elsewhere")) == base  # where, not what
+  for same in [dict(cache_dir="elsewhere"), dict(order="curriculum"), dict(workers=1),
+               dict(sources=["embedded"]), dict(weights="1")]:  # where and how, not what
+    assert key(small_config(cache, **same)) == base, same
 
 
 def test_interrupted_build_is_ignored(cache):
   cfg = small_config(cache, seq_len=64, max_documents=6)
   final = os.path.join(str(cache), "stores", store.store_key(store.settings(cfg, SMALL_VOCAB)))
-  leftover = final + ".tmp-999999-deadbeef"
-  os.makedirs(leftover)
-  open(os.path.join(leftover, "manifest.json"), "w").write("{")  # half-written
+  dead = subprocess.Popen(["true"])
+  dead.wait()  # a process id that no longer runs
+  host = socket.gethostname()
+  leftover = f"{final}.tmp-{host}-{dead.pid}-deadbeef"
+  running = f"{final}.tmp-{host}-{os.getppid()}-beefdead"  # a build still in progress
+  for d in (leftover, running):
+    os.makedirs(d)
+    open(os.path.join(d, "manifest.json"), "w").write("{")  # half-written
   s = prepare(cfg, SMALL_VOCAB)
   assert s.path == final and s.train.shape[1] == 64 and s.manifest["settings"]["seq_len"] == 64
-  assert os.path.isdir(leftover)  # someone else's (dead) build: not ours to delete
+  assert not os.path.exists(leftover)  # its process is dead: removed
   others = [n for n in os.listdir(os.path.dirname(final)) if ".tmp-" in n]
-  assert others == [os.path.basename(leftover)]
+  assert others == [os.path.basename(running)]
+  shutil.rmtree(running)
 
 
 def test_heldout_split():
@@ -200,20 +218,22 @@ def test_store_heldout(small):
   assert small.manifest["counts"]["heldout"]["tokens"] >= small.heldout.size
 
 
-def test_ratio_filter_drops_junk(cache, monkeypatch):
+def test_ratio_filter_drops_junk(cache, tmp_path):
   rng = random.Random(0)
   junk = "".join(rng.choice("!@#$%^&*()[]{}<>?/|~") for _ in range(3000))
   prose = [d for d in corpus.documents("train") if len(d) < 20000][:8]
-  docs = {"train": prose[:6] + [junk], "heldout": prose[6:]}
-  toy = store.Source(documents=lambda split: docs[split], fingerprint=lambda: "toy-1")
-  monkeypatch.setitem(store.SOURCES, "toy", toy)
+  train = [d for d in prose if sources.split_of_text(d) == "train"]
+  assert sources.split_of_text(junk) == "train" and len(train) >= 6
+  path = tmp_path / "docs.jsonl"
+  path.write_text("".join(json.dumps({"text": d}) + "\n" for d in prose + [junk]))
   # Punctuation junk is ~1 token per character; prose here stays below 0.5.
-  s = prepare(small_config(cache, sources="toy", max_documents=0, max_token_char_ratio=0.7), 500)
+  s = prepare(small_config(cache, sources=f"jsonl:{path}", max_documents=0,
+                           max_token_char_ratio=0.7), 500)
   c = s.manifest["counts"]
-  assert c["train"]["documents"] == 7 and c["train"]["dropped"] == 1
-  assert c["heldout"]["dropped"] == 0
+  assert c["train"]["documents"] == len(train) + 1 and c["train"]["dropped_ratio"] == 1
+  assert c["heldout"]["documents"] == len(prose) - len(train) and c["heldout"]["dropped_ratio"] == 0
   tok = s.tokenizer()
-  kept = [tok.encode(text.clean(d), add_special_tokens=False).ids for d in prose[:6]]
+  kept = [tok.encode(text.clean(d), add_special_tokens=False).ids for d in train]
   assert c["train"]["tokens"] == sum(len(ids) + 1 for ids in kept)  # all but the junk
 
 
@@ -221,10 +241,34 @@ def test_everything_filtered_is_an_error(cache):
   with pytest.raises(ValueError, match="max_token_char_ratio=0.2"):
     prepare(small_config(cache, max_documents=3, max_token_char_ratio=0.2), 300)
   stores = os.listdir(os.path.join(str(cache), "stores"))
-  assert not [n for n in stores if ".tmp-" in n and "deadbeef" not in n]  # cleaned up
+  assert not [n for n in stores if ".tmp-" in n]  # cleaned up
 
 
 def test_unknown_source(cache):
-  with pytest.raises(ValueError, match=r"'nope'.*embedded"):
+  with pytest.raises(ValueError, match=r"'nope'.*embedded, text:GLOB"):
     prepare(small_config(cache, sources="nope"), SMALL_VOCAB)
   assert not os.path.exists(os.path.join(str(cache), "stores", "nope"))
+
+
+def test_worker_processes_build_the_same_store(cache, monkeypatch):
+  # Past POOL_AFTER_CHARS the build cleans and encodes in spawned processes; the rows must be
+  # those of a serial build. WordPiece training breaks ties in no fixed order, so two builds may
+  # number pieces differently: the parallel rows are checked against its own tokenizer.
+  monkeypatch.setattr(store, "POOL_AFTER_CHARS", 0)
+  monkeypatch.setattr(store, "BATCH_CHARS", 20000)  # many batches in flight
+  serial = prepare(small_config(cache / "serial", workers=1), SMALL_VOCAB)
+  parallel = prepare(small_config(cache / "parallel", workers=2), SMALL_VOCAB)
+  assert serial.manifest["workers"] == 1 and parallel.manifest["workers"] == 2
+  for sp in ("train", "heldout"):
+    for key in ("documents", "chars_read", "chars", "empty"):
+      assert serial.manifest["counts"][sp][key] == parallel.manifest["counts"][sp][key]
+    tok = parallel.tokenizer()
+    stream = []
+    for doc in itertools.islice(corpus.documents(sp), SMALL_DOCS):
+      doc = text.clean(doc)
+      ids = tok.encode(doc, add_special_tokens=False).ids
+      if len(ids) <= 0.5 * len(doc):
+        stream += ids + [SEP_ID]
+    rows = np.asarray(getattr(parallel, sp))
+    np.testing.assert_array_equal(rows.ravel(), stream[:rows.size])
+    assert len(stream) - rows.size < 128

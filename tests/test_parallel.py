@@ -1,7 +1,9 @@
-"""Data parallelism and FSDP on a mesh of 4 CPU devices (XLA's forced host device count)."""
+"""Data parallelism and FSDP on a mesh of 4 CPU devices (XLA's forced host device count), and
+a run of two processes on localhost."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -72,3 +74,28 @@ print(json.dumps({"devices": mesh.size, **out}))
     assert spec.count("data") == 1
     assert shape[spec.index("data")] == max(shape) and max(shape) % 4 == 0
   assert all(np.prod(shape) < 2**14 for shape, _ in whole.values())
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_of_two_devices_match_one_process(tmp_path):
+  """Two processes on localhost, as two hosts would run: gloo carries the gradients on CPUs."""
+  one, two = str(tmp_path / "one"), str(tmp_path / "two")
+  run_py(*ARGS, f"--workdir={one}")
+  coordinator = f"localhost:{_free_port()}"
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  procs = [subprocess.Popen([sys.executable, "run.py", *ARGS, f"--workdir={two}",
+                             f"--coordinator={coordinator}", "--num_processes=2",
+                             f"--process_id={i}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True) for i in (1, 0)]
+  outs = [p.communicate(timeout=600) for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
+  # Only the first process reports (gloo's own connection lines come from C++, on every one).
+  assert all(line.startswith("[Gloo]") for line in outs[0][0].splitlines())
+  assert "on 4 cpu device(s)" in outs[1][0] and "held-out MLM" in outs[1][0]
+  np.testing.assert_allclose(_losses(two), _losses(one), rtol=1e-5)
+  assert [r["step"] for r in metrics.read(two) if r["kind"] == "eval"] == [4]

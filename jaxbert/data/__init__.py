@@ -1,4 +1,5 @@
 """Data pipeline: embedded corpus -> NLTK clean-up -> WordPiece -> packed, cached rows."""
+from . import store
 from .store import TokenStore, default_config, prepare
 from .tokenizer import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_IDS, UNK_ID
 

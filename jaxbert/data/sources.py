@@ -1,0 +1,355 @@
+"""Where documents come from: `data.sources` specs, their readers, fingerprints and the mix.
+
+  embedded                   the corpus shipped in the package (corpus.py)
+  text:GLOB                  .txt / .txt.gz files; one document per blank-line-separated block
+  jsonl:GLOB[:FIELD]         .jsonl / .jsonl.gz files; one document per line, in FIELD ("text")
+  tfds:NAME[/CONFIG][:SPLIT] a TFDS dataset prepared as array_record, read without TensorFlow
+
+A GLOB that names a directory means every file with a matching extension below it. Each source
+yields raw document texts of one split ("train" or "heldout"); user sources have no held-out
+split of their own, so a document goes to "heldout" when a hash of its text says so (the same
+3% rule as the embedded corpus), which keeps the split stable when files are added or reordered.
+
+Readers stream: files are read in chunks, a document longer than MAX_DOC_CHARS is cut into
+pieces at whitespace, so one 100 MB line never sits in memory as one string. Bad bytes are
+replaced (U+FFFD) and counted; binary and empty files are skipped and counted.
+"""
+import codecs
+import dataclasses
+import glob as glob_lib
+import gzip
+import hashlib
+import itertools
+import json
+import math
+import os
+import re
+import sys
+from typing import Callable, Iterator
+
+from jaxbert.config import ConfigError
+
+from . import corpus
+
+MAX_DOC_CHARS = 1 << 20  # longer documents are cut into pieces of at most this many characters
+CHUNK_BYTES = 1 << 20  # read size for text files
+EXTENSIONS = {"text": (".txt", ".txt.gz"), "jsonl": (".jsonl", ".jsonl.gz")}
+_BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
+_VERSION = re.compile(r"\d+\.\d+\.\d+")
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+  spec: str  # as written in data.sources
+  documents: Callable[[str, dict | None], Iterator[str]]  # (split, stats or None) -> texts
+  fingerprint: Callable[[], str]  # changes whenever the documents may have
+
+
+def _log(msg: str) -> None:
+  print(f"[jaxbert.data] {msg}", file=sys.stderr, flush=True)
+
+
+# --- splitting, hashing ------------------------------------------------------------------------
+
+def text_hash(doc: str) -> int:
+  return int.from_bytes(hashlib.blake2b(doc.encode("utf-8", "surrogatepass"),
+                                        digest_size=8).digest(), "big")
+
+
+def split_of_text(doc: str) -> str:
+  return "heldout" if text_hash(doc) % 1000 < corpus.HELDOUT_PER_MILLE else "train"
+
+
+def _pieces(doc: str) -> Iterator[str]:
+  """`doc` cut at whitespace into pieces of at most MAX_DOC_CHARS (a cut mid-word only when a
+  piece holds no whitespace at all); nothing for a blank block."""
+  if not doc.strip():
+    return
+  while len(doc) > MAX_DOC_CHARS:
+    cut = max(doc.rfind(" ", 0, MAX_DOC_CHARS), doc.rfind("\n", 0, MAX_DOC_CHARS))
+    cut = cut if cut > 0 else MAX_DOC_CHARS
+    yield doc[:cut]
+    doc = doc[cut:]
+  yield doc
+
+
+# --- decoding that counts what it replaces --------------------------------------------------
+
+class _Replacements:
+  """A codecs error handler that replaces bad bytes with U+FFFD and counts them."""
+
+  def __init__(self):
+    self.count = 0
+    self.name = f"jaxbert-replace-{id(self)}"
+    codecs.register_error(self.name, self._handle)
+
+  def _handle(self, err):
+    self.count += 1
+    return "\ufffd", err.end
+
+
+def _decoder(stats: dict | None):
+  counter = _Replacements()
+  decoder = codecs.getincrementaldecoder("utf-8")(errors=counter.name)
+
+  def decode(data: bytes, final: bool = False) -> str:
+    before = counter.count
+    out = decoder.decode(data, final)
+    if stats is not None:
+      stats["invalid_utf8_replaced"] += counter.count - before
+    return out
+  return decode
+
+
+# --- files ------------------------------------------------------------------------------------
+
+def _expand(kind: str, pattern: str) -> list[str]:
+  exts = EXTENSIONS[kind]
+  if os.path.isdir(pattern):
+    pattern = os.path.join(pattern, "**", "*")
+  matched = sorted(p for p in glob_lib.glob(os.path.expanduser(pattern), recursive=True)
+                   if os.path.isfile(p))
+  files = [p for p in matched if p.endswith(exts)]
+  if not files:
+    what = f"{len(matched)} files but none ending in {' or '.join(exts)}" if matched else "no file"
+    raise FileNotFoundError(f"data.sources: {kind}:{pattern} matches {what}")
+  return files
+
+
+def _file_fingerprint(files: list[str]) -> str:
+  # Name, size and modification time: rehashing gigabytes on every run would cost minutes.
+  h = hashlib.sha256()
+  for p in files:
+    st = os.stat(p)
+    h.update(f"{os.path.abspath(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+  return h.hexdigest()
+
+
+def _open(path: str):
+  return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+
+
+def _chunks(path: str) -> Iterator[bytes]:
+  try:
+    with _open(path) as f:
+      while chunk := f.read(CHUNK_BYTES):
+        yield chunk
+  except (OSError, EOFError) as e:  # a truncated or corrupt .gz
+    raise ConfigError(f"{path}: cannot be read ({e}); fix or remove the file") from None
+
+
+def _skip_file(path: str, first: bytes, stats: dict | None) -> bool:
+  """Empty and binary files (NUL bytes near the start) are skipped, counted and named once."""
+  if not first:
+    if stats is not None:
+      stats["empty_files"] += 1
+    return True
+  if b"\0" in first[:8192]:
+    if stats is not None:
+      stats["binary_files"] += 1
+      _log(f"skipping {path}: binary, not text")
+    return True
+  return False
+
+
+def _text_documents(path: str, stats: dict | None) -> Iterator[str]:
+  """Blank-line-separated blocks of a text file, read in chunks; long blocks cut into pieces."""
+  chunks = _chunks(path)
+  first = next(chunks, b"")
+  if _skip_file(path, first, stats):
+    return
+  decode = _decoder(stats)
+  buf = ""
+  for chunk in itertools.chain([first], chunks):
+    buf += decode(chunk).replace("\r\n", "\n")
+    *blocks, buf = _BLANK_LINE.split(buf)
+    for block in blocks:
+      yield from _pieces(block)
+    while len(buf) > 2 * MAX_DOC_CHARS:  # no blank line for a long stretch (say one huge line)
+      piece = next(_pieces(buf[:MAX_DOC_CHARS + 1]), None)
+      if piece is not None:
+        yield piece
+      buf = buf[len(piece) if piece is not None else MAX_DOC_CHARS:]
+  buf += decode(b"", final=True)
+  yield from _pieces(buf)
+
+
+def _lines(path: str) -> Iterator[bytes]:
+  try:
+    with _open(path) as f:
+      yield from f
+  except (OSError, EOFError) as e:
+    raise ConfigError(f"{path}: cannot be read ({e}); fix or remove the file") from None
+
+
+def _jsonl_documents(path: str, field: str, skip_bad: bool, stats: dict | None) -> Iterator[str]:
+  lines = _lines(path)
+  first = next(lines, b"")
+  if _skip_file(path, first, stats):
+    return
+  for number, line in enumerate(itertools.chain([first], lines), 1):
+    if not line.strip():
+      continue
+    decode = _decoder(stats)
+    problem = None
+    try:
+      record = json.loads(decode(line, final=True))
+    except json.JSONDecodeError as e:
+      problem = f"not JSON ({e.msg})"
+    else:
+      if not isinstance(record, dict) or not isinstance(record.get(field), str):
+        problem = f"no string field {field!r}"
+    if problem is None:
+      yield from _pieces(record[field])
+    elif skip_bad:
+      if stats is not None:
+        stats["bad_records"] += 1
+    else:
+      raise ConfigError(f"{path}:{number}: {problem}; fix the line, name another field "
+                        f"(jsonl:GLOB:FIELD), or set data.skip_bad_records=True to skip and "
+                        f"count such lines")
+
+
+def _file_source(spec: str, kind: str, pattern: str, field: str, skip_bad: bool) -> Source:
+  files = _expand(kind, pattern)  # now: a missing path fails before any work
+
+  def documents(split: str, stats: dict | None) -> Iterator[str]:
+    for path in files:
+      if stats is not None:
+        stats["files"] += 1
+      docs = (_text_documents(path, stats) if kind == "text"
+              else _jsonl_documents(path, field, skip_bad, stats))
+      for doc in docs:
+        if split_of_text(doc) == split:
+          yield doc
+
+  return Source(spec, documents, lambda: _file_fingerprint(files) + f":{field}:{skip_bad}")
+
+
+# --- TFDS -------------------------------------------------------------------------------------
+
+def tfds_data_dir(configured: str = "") -> str:
+  return os.path.expanduser(configured or os.environ.get("TFDS_DATA_DIR")
+                            or os.path.join("~", "tensorflow_datasets"))
+
+
+def _tfds_source(spec: str, name: str, split: str, data_dir: str) -> Source:
+  # Found and checked on disk first: tfds.data_source on an absent dataset would try to
+  # download it, and on a tfrecord one fails with a message about random access.
+  root = os.path.join(data_dir, *name.split("/"))
+  versions = sorted((v for v in (os.listdir(root) if os.path.isdir(root) else [])
+                     if _VERSION.fullmatch(v)
+                     and os.path.isfile(os.path.join(root, v, "dataset_info.json"))),
+                    key=lambda v: tuple(map(int, v.split("."))))
+  how = (f"prepare it once, where the network is reachable, as array_record: `tfds build {name} "
+         f"--file_format=array_record --data_dir={data_dir}` (or in Python, tfds.builder("
+         f"{name!r}, data_dir=...).download_and_prepare(file_format='array_record')); set "
+         f"data.tfds_data_dir (or TFDS_DATA_DIR) to that directory")
+  if not versions:
+    raise FileNotFoundError(f"data.sources: {spec}: TFDS dataset {name} is not prepared in "
+                            f"{data_dir}; {how}")
+  directory = os.path.join(root, versions[-1])
+  with open(os.path.join(directory, "dataset_info.json")) as f:
+    info = json.load(f)
+  fmt = info.get("fileFormat", "tfrecord")
+  if fmt not in ("array_record", "parquet"):
+    raise ConfigError(f"data.sources: {spec}: {directory} is stored as {fmt}, which needs "
+                      f"TensorFlow to read; {how}")
+  splits = [s["name"] for s in info.get("splits", [])]
+  if split.split("[")[0] not in splits:
+    raise ConfigError(f"data.sources: {spec}: no split {split!r}; {name} has {splits}")
+  fingerprint = hashlib.sha256(json.dumps(info, sort_keys=True).encode()).hexdigest()
+
+  def documents(want: str, stats: dict | None) -> Iterator[str]:
+    import tensorflow_datasets as tfds  # slow to import: only when used
+
+    data = tfds.builder_from_directory(directory).as_data_source(split=split)
+    decode = _decoder(stats)
+    for i in range(len(data)):
+      example = data[i]
+      value = example.get("text") if isinstance(example, dict) else None
+      if value is None:
+        raise ConfigError(f"data.sources: {spec}: examples have no 'text' feature "
+                          f"(features: {sorted(example) if isinstance(example, dict) else '?'})")
+      doc = decode(value, final=True) if isinstance(value, bytes) else str(value)
+      for piece in _pieces(doc):
+        if split_of_text(piece) == want:
+          yield piece
+
+  return Source(spec, documents, lambda: f"{fingerprint}:{split}")
+
+
+# --- parsing and mixing -----------------------------------------------------------------------
+
+def _embedded() -> Source:
+  def documents(split, stats):
+    for doc in corpus.documents(split):
+      yield from _pieces(doc)
+  return Source("embedded", documents, corpus.fingerprint)
+
+
+def as_list(value) -> list[str]:
+  """A list, tuple or comma-separated string as a list of stripped, non-empty items."""
+  items = value.split(",") if isinstance(value, str) else list(value or [])
+  return [str(x).strip() for x in items if str(x).strip()]
+
+
+def parse(spec: str, *, skip_bad_records: bool = False, tfds_dir: str = "") -> Source:
+  kind, _, rest = spec.partition(":")
+  if kind == "embedded" and not rest:
+    return _embedded()
+  if kind == "text" and rest:
+    return _file_source(spec, "text", rest, "", False)
+  if kind == "jsonl" and rest:
+    pattern, field = rest, "text"
+    head, sep, tail = rest.rpartition(":")
+    if sep and head and "/" not in tail and not tail.endswith(EXTENSIONS["jsonl"]):
+      pattern, field = head, tail
+    return _file_source(spec, "jsonl", pattern, field, skip_bad_records)
+  if kind == "tfds" and rest:
+    name, _, split = rest.partition(":")
+    return _tfds_source(spec, name, split or "train", tfds_data_dir(tfds_dir))
+  raise ConfigError(f"data.sources: {spec!r} is not a source; use embedded, text:GLOB, "
+                    f"jsonl:GLOB[:FIELD] or tfds:NAME[/CONFIG][:SPLIT]")
+
+
+def weights_for(specs: list[str], weights) -> list[float]:
+  values = as_list(weights)
+  if not values:
+    return [1.0] * len(specs)
+  try:
+    out = [float(w) for w in values]
+  except ValueError:
+    raise ConfigError(f"data.weights={weights!r}: not numbers") from None
+  if len(out) != len(specs) or not all(math.isfinite(w) and w > 0 for w in out):
+    raise ConfigError(f"data.weights={weights!r}: give one positive number per source "
+                      f"({len(specs)}: {', '.join(specs)})")
+  return out
+
+
+def _weighted(source: Source, weight: float, stats: dict) -> Iterator[str]:
+  """The training documents of one source, each entering floor(w) times, plus once more for a
+  fraction w - floor(w) of them chosen by a hash of the text (so the choice is fixed)."""
+  whole, frac = int(weight), weight - int(weight)
+  for p in range(math.ceil(weight)):
+    for doc in source.documents("train", stats if p == 0 else None):
+      if p < whole or (text_hash(doc) >> 11) / (1 << 53) < frac:
+        yield doc
+
+
+def mixed(sources: list[Source], weights: list[float], split: str,
+          stats: list[dict]) -> Iterator[str]:
+  """Documents of all sources, taken in turn (one from each, round-robin), so that any prefix
+  (a max_documents cap, the tokenizer's sample) draws on every source. Weights act on
+  documents of the train split only; held-out documents enter once."""
+  if split == "train":
+    streams = [_weighted(s, w, st) for s, w, st in zip(sources, weights, stats)]
+  else:
+    streams = [s.documents(split, None) for s in sources]
+  sentinel = object()
+  for group in itertools.zip_longest(*streams, fillvalue=sentinel):
+    yield from (d for d in group if d is not sentinel)
+
+
+def new_stats() -> dict:
+  return dict(files=0, empty_files=0, binary_files=0, invalid_utf8_replaced=0, bad_records=0)
