@@ -1,0 +1,63 @@
+"""Per-stage rates on one core, to see where preparation and loading spend their time.
+
+  python benchmarks/stages.py [--mb=4]
+
+On the first --mb MB of the embedded corpus's train documents: NLTK punkt sentence splitting
+(nltk.sent_tokenize), the clean-up without it (NFKC and whitespace), the full text.clean, and
+WordPiece encoding (vocab 32768 trained on the same text) by encode_batch and by a loop over
+encode; then masking.mask_row per 128-token row. Prints one JSON object.
+"""
+
+import json
+import time
+import unicodedata
+
+from absl import app, flags
+
+flags.DEFINE_float("mb", 4, "MB of text to time")
+flags.DEFINE_integer("rows", 3000, "rows to mask")
+FLAGS = flags.FLAGS
+
+
+def rate(fn, docs, mb):
+  t0 = time.time()
+  fn(docs)
+  return round(mb / (time.time() - t0), 2)
+
+
+def main(_):
+  import nltk
+  import numpy as np
+
+  from jaxbert import masking
+  from jaxbert.data import corpus, text, tokenizer
+
+  text.ensure_punkt()
+  docs, n = [], 0
+  for d in corpus.documents("train"):
+    docs.append(d)
+    n += len(d)
+    if n >= FLAGS.mb * 1e6:
+      break
+  mb = n / 1e6
+  flat = [" ".join(d.split()) for d in docs]
+  tok = tokenizer.train(docs, 32768)
+  out = {"mb": round(mb, 2), "mb_per_s": {
+      "sent_tokenize": rate(lambda ds: [nltk.sent_tokenize(d) for d in ds], flat, mb),
+      "nfkc_and_whitespace": rate(
+          lambda ds: [" ".join(unicodedata.normalize("NFKC", d).split()) for d in ds], docs, mb),
+      "text.clean": rate(lambda ds: [text.clean(d) for d in ds], docs, mb),
+      "encode_batch": rate(lambda ds: tok.encode_batch(ds, add_special_tokens=False), docs, mb),
+      "encode_loop": rate(lambda ds: [tok.encode(d, add_special_tokens=False) for d in ds],
+                          docs, mb),
+  }}
+  row = np.random.default_rng(0).integers(5, 32768, 128).astype(np.uint16)
+  t0 = time.time()
+  for i in range(FLAGS.rows):
+    masking.mask_row(row, 0, i, count=32, mask_id=4, vocab_size=32768, special_ids=range(5))
+  out["mask_row_us"] = round((time.time() - t0) / FLAGS.rows * 1e6, 1)
+  print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+  app.run(main)
