@@ -34,6 +34,12 @@ flags.DEFINE_integer("process_id", None, "Several processes: this one's index, 0
 FLAGS = flags.FLAGS
 
 
+def jax_process_index() -> int:
+  import jax
+
+  return jax.process_index()
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -76,7 +82,11 @@ def main(argv):
           FLAGS.workdir, settings.get("finetune"))
     else:
       config_name = os.path.basename(FLAGS["config"].config_filename).split(".py")[0]
-      train.train_and_evaluate(FLAGS.config, FLAGS.workdir or os.path.join("workdirs", config_name))
+      workdir = FLAGS.workdir or os.path.join("workdirs", config_name)
+      train.train_and_evaluate(FLAGS.config, workdir)
+      if FLAGS.config.finetune.after_training and jax_process_index() == 0:
+        finetune.after_training(workdir, FLAGS.config.finetune)
+        print(f"report: {report.write(workdir)}")
   except (OSError, config.ConfigError, checkpoint.IncompatibleCheckpoint,
           checkpoint.DamagedCheckpoint, checkpoint.WorkdirError, train.NonFiniteLoss) as e:
     sys.exit(f"error: {e}")

@@ -94,6 +94,7 @@ def default() -> ml_collections.ConfigDict:
   # "sentiment" | "spam" (shipped), "glue:DIR[:TASK,...]" (a GLUE directory), "tfds:glue/sst2[,...]"
   # (prepared TFDS GLUE) or "file:PATH[,DEV_PATH]" (own CSV/TSV/JSONL); see jaxbert/data/tasks.py
   f.task = "sentiment"
+  f.after_training = False  # train mode: fine-tune on f.task when pretraining ends, print the table
   f.text_column = "text"  # file tasks: the column (CSV/TSV header or JSON key) of the text
   f.text_b_column = ""  # file tasks: the second text of a pair ("" = single texts)
   f.label_column = "label"  # file tasks: class names or numbers; decimal numbers mean regression

@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxbert import baselines, data, metrics, optim, scores
+from jaxbert import baselines, checkpoint, data, metrics, optim, scores
 from jaxbert import config as config_lib
 from jaxbert import state as state_lib
 from jaxbert.config import ConfigError
@@ -300,7 +300,9 @@ def _run_all(workdir: str, cfg) -> dict:
   task_list = tasks_lib.load(cfg.task, cfg)
   config, encoder_params, step = load_pretrained(workdir)
   max_len = _check(cfg, config.model.max_len)
-  tokenizer = data.prepare(config.data, config.model.vocab_size).tokenizer()
+  store = data.prepare(config.data, config.model.vocab_size)
+  checkpoint.check_tokenizer(workdir, store.tokenizer_path)
+  tokenizer = store.tokenizer()
   model_config = ModelConfig.from_dict({**config.model.to_dict(), "dropout": cfg.dropout})
   rows = []
   for task in task_list:
@@ -319,11 +321,35 @@ def run(workdir: str, task_cfg: ml_collections.ConfigDict | None = None) -> dict
   """
   cfg = _settings(task_cfg)
   result = _run_all(workdir, cfg)
-  with open(os.path.join(workdir, "finetune.json"), "w") as f:
+  result["table"] = table(result["rows"])
+  path = os.path.join(workdir, "finetune.json")
+  with open(path + ".tmp", "w") as f:
     json.dump(result, f, indent=2)
-  print(f"fine-tuned checkpoint step {result['checkpoint_step']} on {cfg.task}; dev scores, "
-        f"median of {cfg.seeds} seed(s) (min–max):\n{table(result['rows'])}", flush=True)
+  os.replace(path + ".tmp", path)
+  _print(result)
   return result
+
+
+def _print(result):
+  print(f"fine-tuned checkpoint step {result['checkpoint_step']} on {result['task']}; dev scores, "
+        f"median of {result['seeds']} seed(s) (min–max):\n{result['table']}", flush=True)
+
+
+def after_training(workdir: str, task_cfg: ml_collections.ConfigDict) -> dict:
+  """run() once per checkpoint step and settings: rerunning a finished run's command prints the
+  table it already made instead of fine-tuning again."""
+  cfg = _settings(task_cfg)
+  with checkpoint.Checkpoints(workdir, writer=False) as ckpts:
+    step = ckpts.latest_step()
+  path = os.path.join(workdir, "finetune.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      previous = json.load(f)
+    if (previous.get("checkpoint_step"), previous.get("config")) == (step, cfg.to_dict()) \
+        and "table" in previous:
+      _print(previous)
+      return previous
+  return run(workdir, task_cfg)
 
 
 def glue(workdir: str, task_cfg: ml_collections.ConfigDict | None = None) -> dict:

@@ -85,10 +85,10 @@ def markdown(config: dict, records: list[dict], finetune: dict | None) -> str:
               f"{e['replaced_accuracy']:.2%} |",
               f"| unigram baseline | {e['unigram_loss']:.3f} | {e['unigram_accuracy']:.2%} | "
               f"{e['unigram_replaced_accuracy']:.2%} |"]
-  if finetune:
-    lines += ["", f"## Fine-tuning ({finetune.get('task')}, step {finetune.get('checkpoint_step')})",
-              "", "```", finetune["table"] if "table" in finetune else
-              json.dumps({k: v for k, v in finetune.items() if k != "config"}, indent=1), "```"]
+  if finetune and "table" in finetune:
+    lines += ["", f"## Fine-tuning ({finetune['task']}, checkpoint step "
+              f"{finetune['checkpoint_step']}, median of {finetune['seeds']} seeds)", "",
+              finetune["table"]]
   lines += ["", "Curves: [curves.png](curves.png); all numbers: metrics.jsonl.", ""]
   return "\n".join(lines)
 

@@ -419,3 +419,20 @@ def test_cli_reports_a_missing_glue_directory(workdir, tmp_path):
   assert proc.returncode != 0
   assert proc.stderr.strip().splitlines()[-1] == (
       f"error: GLUE directory {tmp_path}/absent does not exist")
+
+
+def test_training_ends_with_the_table_once_per_checkpoint(tmp_path):
+  workdir = str(tmp_path / "run")
+  args = ["--config=configs/tiny.py", "--config.finetune.after_training=true",
+          f"--workdir={workdir}"]
+  first = run_py(*args).stdout
+  assert "fine-tuned checkpoint step 3 on sentiment" in first
+  assert "no pretraining" in first and "bag of words" in first.lower()
+  table = first[first.index("fine-tuned checkpoint step 3"):first.index("report:", first.index(
+      "fine-tuned checkpoint step 3"))]
+  lines = len([r for r in metrics.read(workdir) if r["kind"] == "finetune"])
+  assert lines > 0
+  again = run_py(*args).stdout  # a finished run: the same table again, nothing redone
+  assert table in again
+  assert len([r for r in metrics.read(workdir) if r["kind"] == "finetune"]) == lines
+  assert "Fine-tuning" in open(os.path.join(workdir, "report.md")).read()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from jaxbert.config import ConfigError
-from jaxbert.data import corpus, default_config, prepare, sources, text
+from jaxbert.data import default_config, prepare, sources
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VOCAB = 300

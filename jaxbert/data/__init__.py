@@ -3,5 +3,5 @@ from . import store
 from .store import TokenStore, default_config, prepare
 from .tokenizer import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_IDS, UNK_ID
 
-__all__ = ["prepare", "TokenStore", "default_config", "SPECIAL_IDS",
+__all__ = ["store", "prepare", "TokenStore", "default_config", "SPECIAL_IDS",
            "PAD_ID", "UNK_ID", "CLS_ID", "SEP_ID", "MASK_ID"]
