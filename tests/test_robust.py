@@ -119,6 +119,10 @@ def test_same_seed_same_losses_other_seed_other_losses(tmp_path):
 @pytest.mark.parametrize("args, cause", [
     (["--config=does/not/exist.py"], "does/not/exist.py"),
     (["--config=configs/tiny.py", "--config.train.max_steps=abc"], "max_steps"),
+    (["--config=configs/tiny.py", "--config.data.max_token_char_ratio=0.01"],
+     "max_token_char_ratio"),  # a corpus that is empty after filtering
+    (["--config=configs/tiny.py", "--config.data.sources=text:does/not/exist/*.txt"],
+     "does/not/exist/*.txt matches no file"),
 ])
 def test_bad_input_is_a_one_line_error(tmp_path, args, cause):
   proc = run_py(*args, f"--workdir={tmp_path / 'run'}", check=False)
