@@ -2,6 +2,7 @@
 
   python run.py --config=configs/quick.py --workdir=workdirs/quick     # cram (resumes if stopped)
   python run.py --mode=evaluate --workdir=workdirs/quick [--step=N]    # held-out MLM of a checkpoint
+  python run.py --mode=export --workdir=workdirs/quick --out=DIR       # as a Hugging Face directory
 """
 
 import logging as std_logging
@@ -15,11 +16,12 @@ config_flags.DEFINE_config_file("config", None, "Python config file (configs/*.p
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Run directory: config, metrics, checkpoints. "
                     "Default: workdirs/<config file name>.")
-flags.DEFINE_enum("mode", "train", ["train", "evaluate", "finetune"],
-                  "train (or resume); evaluate a checkpoint of --workdir on the held-out rows; or "
+flags.DEFINE_enum("mode", "train", ["train", "evaluate", "finetune", "export"],
+                  "train (or resume); evaluate a checkpoint of --workdir on the held-out rows; "
                   "finetune its latest checkpoint (settings: --config's finetune.*, else the "
-                  "workdir's).")
-flags.DEFINE_integer("step", None, "evaluate: the checkpoint step (default: the latest).")
+                  "workdir's); or export a checkpoint to --out in Hugging Face's layout.")
+flags.DEFINE_integer("step", None, "evaluate, export: the checkpoint step (default: the latest).")
+flags.DEFINE_string("out", None, "export: the directory to write (created).")
 FLAGS = flags.FLAGS
 
 
@@ -28,6 +30,8 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   if FLAGS.mode != "train" and FLAGS.workdir is None:
     raise app.UsageError(f"--mode={FLAGS.mode} needs --workdir")
+  if FLAGS.mode == "export" and FLAGS.out is None:
+    raise app.UsageError("--mode=export needs --out=DIR, the directory to write")
   if FLAGS.mode == "train" and FLAGS.config is None:
     raise app.UsageError("--config=FILE is required to train (see configs/)")
   if FLAGS.config is not None:
@@ -50,6 +54,9 @@ def main(argv):
     elif FLAGS.mode == "finetune":
       settings = FLAGS.config or checkpoint.read_config(FLAGS.workdir)
       finetune.run(FLAGS.workdir, settings.get("finetune"))
+    elif FLAGS.mode == "export":
+      from jaxbert import hf
+      print(hf.export(FLAGS.workdir, FLAGS.out, FLAGS.step), flush=True)
     else:
       config_name = os.path.basename(FLAGS["config"].config_filename).split(".py")[0]
       train.train_and_evaluate(FLAGS.config, FLAGS.workdir or os.path.join("workdirs", config_name))
