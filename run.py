@@ -2,7 +2,7 @@
 
   python run.py --config=configs/quick.py --workdir=workdirs/quick     # cram (resumes if stopped)
   python run.py --mode=evaluate --workdir=workdirs/quick [--step=N]    # held-out MLM of a checkpoint
-  python run.py --mode=export --workdir=workdirs/quick --out=DIR       # as a Hugging Face directory
+  python run.py --mode=export --workdir=workdirs/quick --out=DIR       # in Hugging Face's layout
 """
 
 import logging as std_logging

@@ -348,7 +348,8 @@ def export_params(config: ModelConfig, params, tok: Tokenizer, out: str, *,
   if config.arch == "crammed":
     write_safetensors(os.path.join(out, "model.safetensors"),
                       {k.replace("/", "."): v for k, v in flat.items()}, {"format": "jaxbert"})
-    spec = {"model_type": CRAMMED_TYPE, "jaxbert": {**dataclasses.asdict(config), "dtype": "float32"},
+    spec = {"model_type": CRAMMED_TYPE,
+            "jaxbert": {**dataclasses.asdict(config), "dtype": "float32"},
             "note": "jaxbert's crammed BERT (pre-LN, no biases, GELU-GLU, scaled sinusoidal "
                     "positions); tensors under jaxbert's parameter names (dots for the pytree "
                     "path); load with jaxbert.hf.load"}
