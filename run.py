@@ -6,6 +6,7 @@
   python run.py --mode=finetune --workdir=workdirs/quick               # fine-tuning table
   python run.py --mode=glue --workdir=W --config=configs/glue.py --config.finetune.task=glue:DIR
   python run.py --mode=prepare --config=configs/quick.py               # build the token store only
+  python run.py --mode=export --workdir=workdirs/quick --out=DIR       # in Hugging Face's layout
 """
 
 import logging as std_logging
@@ -20,13 +21,15 @@ config_flags.DEFINE_config_file("config", None, "Python config file (configs/*.p
 flags.DEFINE_string("workdir", None, "Run directory: config, metrics, checkpoints. "
                     "Default: workdirs/<config file name>.")
 flags.DEFINE_enum("mode", "train",
-                  ["train", "evaluate", "finetune", "glue", "report", "prepare"],
+                  ["train", "evaluate", "finetune", "glue", "report", "prepare", "export"],
                   "train (or resume); evaluate a checkpoint of --workdir on the held-out rows; "
                   "finetune its latest checkpoint on finetune.task; glue: the GLUE-sane protocol "
                   "on every GLUE task of finetune.task (settings: --config's finetune.*, else the "
-                  "workdir's); (re)make its report.md and curves.png; or prepare --config's token "
-                  "store (no workdir needed).")
-flags.DEFINE_integer("step", None, "evaluate: the checkpoint step (default: the latest).")
+                  "workdir's); (re)make its report.md and curves.png; prepare --config's token "
+                  "store (no workdir needed); or export a checkpoint to --out in Hugging Face's "
+                  "layout.")
+flags.DEFINE_integer("step", None, "evaluate, export: the checkpoint step (default: the latest).")
+flags.DEFINE_string("out", None, "export: the directory to write (created).")
 flags.DEFINE_string("coordinator", None, "Several processes (hosts): HOST:PORT of process 0, "
                     "with --num_processes and --process_id; the same command on every host.")
 flags.DEFINE_integer("num_processes", None, "Several processes: how many.")
@@ -45,6 +48,8 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   if FLAGS.mode not in ("train", "prepare") and FLAGS.workdir is None:
     raise app.UsageError(f"--mode={FLAGS.mode} needs --workdir")
+  if FLAGS.mode == "export" and FLAGS.out is None:
+    raise app.UsageError("--mode=export needs --out=DIR, the directory to write")
   if FLAGS.mode in ("train", "prepare") and FLAGS.config is None:
     raise app.UsageError(f"--config=FILE is required to {FLAGS.mode} (see configs/)")
   if FLAGS.config is not None:
@@ -80,6 +85,10 @@ def main(argv):
       settings = FLAGS.config or checkpoint.read_config(FLAGS.workdir)
       (finetune.run if FLAGS.mode == "finetune" else finetune.glue)(
           FLAGS.workdir, settings.get("finetune"))
+    elif FLAGS.mode == "export":
+      from jaxbert import hf  # reads and writes safetensors with numpy: no torch needed
+
+      print(hf.export(FLAGS.workdir, FLAGS.out, FLAGS.step), flush=True)
     else:
       config_name = os.path.basename(FLAGS["config"].config_filename).split(".py")[0]
       workdir = FLAGS.workdir or os.path.join("workdirs", config_name)

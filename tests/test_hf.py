@@ -1,0 +1,185 @@
+"""Hugging Face import and export: logits and token ids agree with transformers, offline."""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers is imported: nothing may go online
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import run_py
+from jaxbert import hf
+from jaxbert.config import ConfigError
+from jaxbert.data import tokenizer as tokenizer_lib
+from jaxbert.model import MaskedLM, ModelConfig
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+SENTENCES = ["The whale swam under the ship.", "Call me Ishmael, said the sailor!",
+             "An unknown word: zyzzyva; and café."]
+WORDS = ("the a an whale ship sea swam under call me said sailor word and of to in is was "
+         "un ##known ##s ##ed ##ing , . ! ; : c ##a ##f ##e é i s h m e l ##l ##h ##m ##i")
+
+
+def _randomize(params, seed):
+  """Every leaf drawn at random (flax inits norms to ones and biases to zeros, which would hide
+  a swapped or transposed tensor)."""
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(seed), len(leaves))
+  return jax.tree.unflatten(tree, [0.3 * jax.random.normal(k, x.shape) + (x.ndim == 1)
+                                   for k, x in zip(keys, leaves)])
+
+
+def _hf_logits(model, ids, mask):
+  with torch.no_grad():
+    out = model(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask))
+  return out.logits.numpy()
+
+
+@pytest.fixture(scope="module")
+def hf_dir(tmp_path_factory):
+  """A random BertForMaskedLM with BERT's special ids (PAD 0, the others further on) and a
+  BertTokenizerFast over a small vocabulary, saved as transformers saves them."""
+  path = str(tmp_path_factory.mktemp("hf"))
+  words = WORDS.split()
+  vocab = ["[PAD]", *words[:10], "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words[10:]]
+  with open(os.path.join(path, "vocab.txt"), "w") as f:
+    f.writelines(t + "\n" for t in vocab)
+  transformers.BertTokenizerFast(os.path.join(path, "vocab.txt")).save_pretrained(path)
+  torch.manual_seed(0)
+  config = transformers.BertConfig(
+      vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+      intermediate_size=48, max_position_embeddings=24)
+  model = transformers.BertForMaskedLM(config).eval()
+  with torch.no_grad():
+    for name, p in model.named_parameters():
+      p.normal_(1.0 if "LayerNorm.weight" in name else 0.0, 0.3)
+  model.save_pretrained(path)
+  return path, model
+
+
+def test_import_matches_transformers(hf_dir):
+  path, model = hf_dir
+  imported = hf.load(path)
+  c = imported.config
+  assert (c.arch, c.num_layers, c.hidden_size, c.num_heads, c.ffn_size, c.max_len) == (
+      "original", 2, 32, 4, 48, 24)
+  their_tok = transformers.AutoTokenizer.from_pretrained(path)
+  # jaxbert's specials are 0-4; every id maps back to the checkpoint's through source_ids.
+  assert [imported.tokenizer.token_to_id(t) for t in hf.SPECIAL_TOKENS] == [0, 1, 2, 3, 4]
+  assert imported.source_ids[1:5].tolist() == [their_tok.convert_tokens_to_ids(t)
+                                               for t in hf.SPECIAL_TOKENS[1:]]
+  for s in SENTENCES:
+    ours = imported.tokenizer.encode(s, add_special_tokens=False).ids
+    assert imported.source_ids[ours].tolist() == their_tok(s, add_special_tokens=False).input_ids
+
+  batch = their_tok(SENTENCES, padding=True)
+  ids, mask = np.array(batch["input_ids"]), np.array(batch["attention_mask"])
+  assert (mask == 0).any()  # padding is part of what is compared
+  to_ours = np.argsort(imported.source_ids)
+  logits = MaskedLM(c).apply({"params": imported.params}, jnp.asarray(to_ours[ids]),
+                             attention_mask=jnp.asarray(mask))
+  theirs = _hf_logits(model, ids, mask)[..., imported.source_ids]
+  real = mask.astype(bool)
+  assert np.abs(np.asarray(logits)[real] - theirs[real]).max() < 1e-4
+  assert np.abs(theirs).max() > 1.0  # not trivially small
+
+  # The sparse head (positions) gathers the same rows.
+  positions = jnp.array([[1, 3]] * len(SENTENCES))
+  sparse = MaskedLM(c).apply({"params": imported.params}, jnp.asarray(to_ours[ids]), positions,
+                             attention_mask=jnp.asarray(mask))
+  np.testing.assert_allclose(sparse, np.asarray(logits)[:, [1, 3]], atol=1e-5)
+
+
+def test_import_pytorch_bin_equals_safetensors(hf_dir, tmp_path):
+  path, model = hf_dir
+  model.save_pretrained(tmp_path, safe_serialization=False)
+  transformers.AutoTokenizer.from_pretrained(path).save_pretrained(tmp_path)
+  assert not (tmp_path / "model.safetensors").exists()
+  a, b = hf.load(path), hf.load(str(tmp_path))
+  jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
+
+
+def test_import_refuses_what_it_cannot_compute(hf_dir, tmp_path):
+  path, model = hf_dir
+  model.config.hidden_act = "gelu_new"
+  try:
+    model.save_pretrained(tmp_path)
+  finally:
+    model.config.hidden_act = "gelu"
+  with pytest.raises(ConfigError, match="hidden_act='gelu_new'"):
+    hf.load(str(tmp_path))
+  model.save_pretrained(tmp_path)  # no tokenizer files beside it
+  with pytest.raises(FileNotFoundError, match="vocab.txt nor tokenizer.json"):
+    hf.load(str(tmp_path))
+
+
+def _tiny_tokenizer(tmp_path):
+  texts = [s.lower() * 3 for s in SENTENCES] + [WORDS.replace("##", "")] * 3
+  return tokenizer_lib.train(texts, vocab_size=96, path=str(tmp_path / "tokenizer.json"))
+
+
+def test_export_loads_in_transformers(tmp_path):
+  tok = _tiny_tokenizer(tmp_path)
+  config = ModelConfig(arch="original", vocab_size=tok.get_vocab_size(), num_layers=2,
+                       hidden_size=32, num_heads=4, ffn_size=48, max_len=24)
+  model = MaskedLM(config)
+  params = _randomize(model.init(jax.random.key(0), jnp.zeros((1, 24), jnp.int32))["params"], 1)
+  out = str(tmp_path / "out")
+  hf.export_params(config, params, tok, out)
+
+  theirs = transformers.BertForMaskedLM.from_pretrained(out, local_files_only=True).eval()
+  their_tok = transformers.AutoTokenizer.from_pretrained(out, local_files_only=True)
+  assert isinstance(their_tok, transformers.BertTokenizerFast)
+  for s in SENTENCES:
+    assert their_tok(s).input_ids == [2, *tok.encode(s, add_special_tokens=False).ids, 3]
+  batch = their_tok(SENTENCES, padding=True)
+  ids, mask = np.array(batch["input_ids"]), np.array(batch["attention_mask"])
+  ours = np.asarray(model.apply({"params": params}, jnp.asarray(ids),
+                                attention_mask=jnp.asarray(mask)))
+  real = mask.astype(bool)
+  assert np.abs(ours[real] - _hf_logits(theirs, ids, mask)[real]).max() < 1e-4
+
+  back = hf.load(out)  # and in again: the same params (the zero token-type row folds to nothing)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-7), back.params,
+               jax.tree.map(np.asarray, params))
+  assert back.source_ids.tolist() == list(range(config.vocab_size))
+
+
+def test_crammed_export_round_trips_through_jaxbert(tmp_path):
+  tok = _tiny_tokenizer(tmp_path)
+  config = ModelConfig(arch="crammed", vocab_size=tok.get_vocab_size(), num_layers=2,
+                       hidden_size=32, num_heads=4, ffn_size=64, max_len=24)
+  params = _randomize(MaskedLM(config).init(jax.random.key(0),
+                                            jnp.zeros((1, 24), jnp.int32))["params"], 2)
+  out = str(tmp_path / "out")
+  hf.export_params(config, params, tok, out)
+  back = hf.load(out)
+  assert back.config == config
+  jax.tree.map(np.testing.assert_array_equal, back.params, jax.tree.map(np.asarray, params))
+  assert back.tokenizer.encode(SENTENCES[0]).ids == tok.encode(SENTENCES[0]).ids
+  with pytest.raises(ValueError, match="jaxbert-crammed"):
+    transformers.AutoConfig.from_pretrained(out, local_files_only=True)
+
+
+@pytest.mark.slow  # trains (and prepares the data of) a 2-step run first
+def test_export_mode_of_a_trained_workdir(tmp_path):
+  """run.py --mode=export on a 2-step original-arch run; transformers reproduces its logits."""
+  workdir, out = str(tmp_path / "run"), str(tmp_path / "hf")
+  run_py("--config=configs/tiny.py", f"--workdir={workdir}", "--config.model.arch=original",
+         "--config.train.max_steps=2")
+  proc = run_py("--mode=export", f"--workdir={workdir}", f"--out={out}")
+  assert "BertForMaskedLM" in proc.stdout
+  theirs = transformers.BertForMaskedLM.from_pretrained(out, local_files_only=True).eval()
+  their_tok = transformers.AutoTokenizer.from_pretrained(out, local_files_only=True)
+  from jaxbert import state
+  config, model, params, _ = state.restore(workdir)
+  ids = np.array([their_tok(SENTENCES[0], padding="max_length", max_length=32).input_ids])
+  ours = np.asarray(model.apply({"params": params}, jnp.asarray(ids)))
+  assert np.abs(ours - _hf_logits(theirs, ids, np.ones_like(ids))).max() < 1e-4
+  missing = run_py("--mode=export", f"--workdir={workdir}", check=False)
+  assert missing.returncode != 0 and "--out" in missing.stderr
