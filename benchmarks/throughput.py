@@ -208,6 +208,12 @@ def main(_):
   os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
   config = config_lib.resolve(FLAGS.config)
   c = config.train
+  if c.micro_batch == 0:  # as the trainer does: the most rows whose compiled step fits
+    from jaxbert import microbatch, parallel, state, train
+    model, tx, init = state.build(config)
+    abstract, state_sharding, batch_sharding = train.layout(config, init, parallel.make_mesh())
+    step = train.make_train_step(model, tx, config, (state_sharding, batch_sharding))
+    c.micro_batch = microbatch.choose(step, config, abstract, batch_sharding)[0]
   rng = np.random.default_rng(0)
   rows = rng.integers(5, config.model.vocab_size, (c.micro_batch * FLAGS.accumulation * 4,
                                                    config.data.seq_len))

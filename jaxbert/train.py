@@ -189,6 +189,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return _train(config, workdir, ckpts, model, tx, init, store)
 
 
+def layout(config, init, mesh):
+  """(abstract state with its shardings, state shardings, batch sharding) on `mesh`."""
+  abstract_state = jax.eval_shape(init, init_key(config))
+  state_sharding = parallel.state_shardings(abstract_state, mesh, config.train.fsdp)
+  return (parallel.with_shardings(abstract_state, state_sharding), state_sharding,
+          parallel.batch_sharding(mesh))
+
+
 def _finite(metrics) -> bool:
   return math.isfinite(metrics["loss"]) and math.isfinite(metrics["param_norm"])
 
@@ -204,10 +212,7 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
   if tc.micro_batch % mesh.size:
     raise config_lib.ConfigError(f"train.micro_batch={tc.micro_batch} must be a multiple of the "
                                  f"{mesh.size} devices, which share each micro-batch's rows")
-  abstract_state = jax.eval_shape(init, init_key(config))
-  state_sharding = parallel.state_shardings(abstract_state, mesh, tc.fsdp)
-  abstract_state = parallel.with_shardings(abstract_state, state_sharding)
-  batch_sharding = parallel.batch_sharding(mesh)
+  abstract_state, state_sharding, batch_sharding = layout(config, init, mesh)
   train_step = make_train_step(model, tx, config, (state_sharding, batch_sharding))
   if tc.micro_batch == 0:
     tc.micro_batch, need = microbatch.choose(train_step, config, abstract_state, batch_sharding)

@@ -112,15 +112,12 @@ def test_micro_batch_zero_takes_the_most_rows_whose_compiled_step_fits():
   config.train.micro_batch, config.train.device_memory_gb = 0, 1000.0
   config = config_lib.resolve(config)
   model, tx, init = state.build(config)
-  mesh = parallel.make_mesh()
-  abstract = jax.eval_shape(init, state.init_key(config))
-  shardings = (parallel.state_shardings(abstract, mesh, False), parallel.batch_sharding(mesh))
-  abstract = parallel.with_shardings(abstract, shardings[0])
-  step = train.make_train_step(model, tx, config, shardings)
+  abstract, state_sharding, batch_sharding = train.layout(config, init, parallel.make_mesh())
+  step = train.make_train_step(model, tx, config, (state_sharding, batch_sharding))
 
   def choose(batch_size, memory_gb):
     config.train.batch_size, config.train.device_memory_gb = batch_size, memory_gb
-    return microbatch.choose(step, config, abstract, shardings[1])
+    return microbatch.choose(step, config, abstract, batch_sharding)
 
   assert choose(6, 1000.0)[0] == 2  # powers of two that divide the batch
   rows8, need8 = choose(8, 1000.0)
