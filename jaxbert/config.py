@@ -15,10 +15,12 @@ class ConfigError(ValueError):
 def default() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0  # seeds init, data order, masking and dropout; everything random derives from it
-  c.budget_hours = 24.0  # wall-clock budget; compile and checkpoint time count, data preparation does not
+  # The wall-clock budget: compiling and checkpointing count against it, preparing data does not.
+  c.budget_hours = 24.0
 
   c.model = m = ml_collections.ConfigDict()
-  m.arch = "crammed"  # "crammed" (pre-LN, no biases, GELU-GLU, sparse head) or "original" (BERT-base style)
+  # "crammed" (pre-LN, no biases, GELU-GLU, sparse head) or "original" (BERT-base style).
+  m.arch = "crammed"
   m.vocab_size = 32768  # WordPiece vocabulary trained on the corpus (2^15, as in the recipe)
   m.num_layers = 16  # transformer blocks
   m.hidden_size = 768  # model width
@@ -27,7 +29,7 @@ def default() -> ml_collections.ConfigDict:
   m.max_len = 128  # longest sequence the position encoding covers; >= data.seq_len
   m.init_std = 0.02  # std of the normal init of every matrix (the recipe's 0.02 is for width 768)
   m.dropout = 0.0  # off for pretraining (the recipe); fine-tuning turns it on
-  m.dtype = "auto"  # compute dtype: "auto" = bfloat16 on GPU/TPU, float32 on CPU; params stay float32
+  m.dtype = "auto"  # compute: "auto" = bfloat16 on GPU/TPU, float32 on CPU; params stay float32
   m.attention = "auto"  # jax.nn.dot_product_attention implementation: "auto", "xla" or "cudnn"
 
   c.data = d = ml_collections.ConfigDict()
@@ -39,7 +41,7 @@ def default() -> ml_collections.ConfigDict:
   d.weights = ml_collections.FieldReference("", field_type=object)
   d.seq_len = 128  # tokens per packed row
   d.lowercase = True  # tokenizer lowercases and strips accents
-  d.remove_stopwords = False  # drop English stopwords before tokenizing (hurts MLM; for measurement)
+  d.remove_stopwords = False  # drop English stopwords before tokenizing (hurts MLM; to measure)
   d.remove_punctuation = False  # drop punctuation before tokenizing (hurts MLM; for measurement)
   d.max_token_char_ratio = 0.25  # drop documents with more tokens than this × characters; 0 = off
   d.min_chars = 0  # drop documents shorter than this many characters after cleaning (0 = off)
@@ -71,7 +73,8 @@ def default() -> ml_collections.ConfigDict:
   t.micro_batch = 0  # rows per forward/backward pass (divides batch_size); 0 = the most that fit
   t.device_memory_gb = 0.0  # micro_batch=0: memory of one device; 0 = as the device reports
   t.batch_size = 8192  # rows per optimizer step once the ramp is done (by gradient accumulation)
-  t.ramp_until = 0.6  # progress at which the batch reaches batch_size, growing linearly from one micro-batch
+  # Progress at which the batch reaches batch_size, growing linearly from one micro-batch.
+  t.ramp_until = 0.6
   t.ramp_levels = 8  # distinct batch sizes on the ramp: each is one compiled step
   t.max_steps = 0  # > 0: stop after this many steps and key schedules to step / max_steps
   t.log_every = 100  # steps between progress lines and metrics.jsonl train records
@@ -127,7 +130,8 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Checks the config and fills in what depends on the machine ("auto" dtype)."""
   config = ml_collections.ConfigDict(config.to_dict())  # a copy we may edit
   if not config.budget_hours > 0:
-    raise ConfigError(f"budget_hours={config.budget_hours} must be > 0: the wall-clock budget in hours")
+    raise ConfigError(f"budget_hours={config.budget_hours} must be > 0: the wall-clock budget "
+                      "in hours")
   if config.model.dtype == "auto":
     import jax  # here, not at the top: data-preparation worker processes import this module
     config.model.dtype = "float32" if jax.default_backend() == "cpu" else "bfloat16"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import ROOT, run_py
 from jaxbert import metrics
@@ -22,6 +23,7 @@ def _losses(workdir):
   return np.array([r["loss"] for r in metrics.read(workdir) if r["kind"] == "train"])
 
 
+@pytest.mark.slow
 def test_four_devices_match_one_with_and_without_fsdp_and_resume_across_them(tmp_path):
   one, dp, fsdp, moved = (str(tmp_path / n) for n in ("one", "dp", "fsdp", "moved"))
   run_py(*ARGS, f"--workdir={one}")
@@ -82,6 +84,7 @@ def _free_port():
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_of_two_devices_match_one_process(tmp_path):
   """Two processes on localhost, as two hosts would run: gloo carries the gradients on CPUs."""
   one, two = str(tmp_path / "one"), str(tmp_path / "two")

@@ -46,6 +46,7 @@ def test_tiny_run_writes_checkpoint_and_metrics(tmp_path):
   assert steps == [1, 2, 3, 4, 5]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_exactly(tmp_path):
   """kill -9 a run mid-way; the same command finishes it with the losses of an unbroken run."""
   args = ["--config=configs/tiny.py", "--config.train.max_steps=40",
@@ -142,7 +143,8 @@ def test_incompatible_workdir_is_refused_naming_keys(tmp_path):
   config = tiny.get_config()
   config.model.hidden_size = 64
   config.model.vocab_size = 1024
-  with pytest.raises(checkpoint.IncompatibleCheckpoint, match="model.vocab_size, model.hidden_size"):
+  with pytest.raises(checkpoint.IncompatibleCheckpoint,
+                     match="model.vocab_size, model.hidden_size"):
     train.train_and_evaluate(config, workdir)
   assert checkpoint.read_config(workdir).model.hidden_size == 32  # nothing overwritten
   proc = run_py("--config=configs/tiny.py", "--config.model.arch=original", f"--workdir={workdir}",
