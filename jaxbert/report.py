@@ -42,6 +42,10 @@ def _plot(records: list[dict], path: str):
   os.replace(path + ".tmp.png", path)
 
 
+def _hours(h: float) -> str:
+  return f"{h * 60:.0f} minutes" if h < 1 else f"{h:g} hours"
+
+
 def _count(n: float) -> str:
   return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n:,.0f}"
 
@@ -65,7 +69,7 @@ def markdown(config: dict, records: list[dict], finetune: dict | None) -> str:
            + (f", {start['train_rows']:,} training rows" if "train_rows" in start else ""),
            f"- optimizer: {config['optim']['name']}, {config['optim']['schedule']} schedule, "
            f"peak lr {config['optim']['peak_lr']}, batch {config['train']['batch_size']} rows",
-           f"- budget: {config['budget_hours']} h"
+           f"- budget: {_hours(config['budget_hours'])}"
            + (f", {config['train']['max_steps']} steps" if config["train"]["max_steps"] else "")]
   if train:
     last = train[-1]
