@@ -20,7 +20,7 @@ def memory_limit(train_cfg) -> int:
   else the host memory available now (CPUs report none)."""
   if train_cfg.device_memory_gb > 0:
     return int(train_cfg.device_memory_gb * 2**30)
-  stats = jax.devices()[0].memory_stats() or {}
+  stats = jax.local_devices()[0].memory_stats() or {}
   if "bytes_limit" in stats:
     return int(stats["bytes_limit"])
   import psutil  # only CPUs get here

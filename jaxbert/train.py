@@ -273,7 +273,7 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
   budget_s = config.budget_hours * 3600
   flops = flops_per_token(model.config, masking.num_masked(config.data.mask_rate,
                                                            config.data.seq_len))
-  peak = progress.peak_flops(jax.devices()[0].device_kind, config.model.dtype, tc.peak_tflops)
+  peak = progress.peak_flops(jax.local_devices()[0].device_kind, config.model.dtype, tc.peak_tflops)
   progress_at = (lambda s, e: s / tc.max_steps) if tc.max_steps > 0 else (lambda s, e: e / budget_s)
   done = lambda s, e: e >= budget_s or (tc.max_steps > 0 and s >= tc.max_steps)
 
