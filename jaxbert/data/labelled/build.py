@@ -23,9 +23,16 @@ MEMBER = "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"
 DEV_PERCENT = 20
 
 
-def is_dev(snippet_id: str) -> bool:
+def is_dev(example_id: str) -> bool:
   # A hash of the id, not a shuffle: the split never depends on file order or a seed.
-  return int(hashlib.sha256(snippet_id.encode()).hexdigest()[:8], 16) % 100 < DEV_PERCENT
+  return int(hashlib.sha256(example_id.encode()).hexdigest()[:8], 16) % 100 < DEV_PERCENT
+
+
+def write_split(name: str, rows: list[dict]):
+  """HERE/NAME.jsonl.xz, one JSON object per line (build_spam.py writes through this too)."""
+  # preset and no timestamp in the xz stream keep the bytes reproducible
+  with lzma.open(os.path.join(HERE, f"{name}.jsonl.xz"), "wt", encoding="utf-8", preset=9) as f:
+    f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
 def read_snippets(scratch):
@@ -55,10 +62,7 @@ def main(scratch):
     split = "dev" if is_dev(snippet_id) else "train"
     splits[split].append({"id": snippet_id, "text": text, "label": int(score > 0)})
   for split, rows in splits.items():
-    # preset and no timestamp in the xz stream keep the bytes reproducible
-    with lzma.open(os.path.join(HERE, f"sentiment_{split}.jsonl.xz"), "wt", encoding="utf-8",
-                   preset=9) as f:
-      f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    write_split(f"sentiment_{split}", rows)
     positive = sum(r["label"] for r in rows)
     print(f"{split}: {len(rows)} snippets, {positive} positive, {len(rows) - positive} negative")
   print(f"dropped {zeros} snippets with a mean score of exactly 0")

