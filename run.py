@@ -1,12 +1,14 @@
 """jaxbert's command line: flags only; the work happens in jaxbert.train, evaluate and finetune.
 
   python run.py --config=configs/quick.py --workdir=workdirs/quick     # cram (resumes if stopped)
+  python run.py --workdir=workdirs/quick                               # resume with its config.json
   python run.py --mode=evaluate --workdir=workdirs/quick [--step=N]    # held-out MLM of a checkpoint
   python run.py --mode=report --workdir=workdirs/quick                 # report.md and curves.png
   python run.py --mode=finetune --workdir=workdirs/quick               # fine-tuning table
   python run.py --mode=glue --workdir=W --config=configs/glue.py --config.finetune.task=glue:DIR
   python run.py --mode=prepare --config=configs/quick.py               # build the token store only
   python run.py --mode=export --workdir=workdirs/quick --out=DIR       # in Hugging Face's layout
+  python run.py --mode=import --hf=DIR --workdir=workdirs/bert         # a Hugging Face BERT
 """
 
 import logging as std_logging
@@ -21,15 +23,18 @@ config_flags.DEFINE_config_file("config", None, "Python config file (configs/*.p
 flags.DEFINE_string("workdir", None, "Run directory: config, metrics, checkpoints. "
                     "Default: workdirs/<config file name>.")
 flags.DEFINE_enum("mode", "train",
-                  ["train", "evaluate", "finetune", "glue", "report", "prepare", "export"],
+                  ["train", "evaluate", "finetune", "glue", "report", "prepare", "export", "import"],
                   "train (or resume); evaluate a checkpoint of --workdir on the held-out rows; "
                   "finetune its latest checkpoint on finetune.task; glue: the GLUE-sane protocol "
                   "on every GLUE task of finetune.task (settings: --config's finetune.*, else the "
                   "workdir's); (re)make its report.md and curves.png; prepare --config's token "
-                  "store (no workdir needed); or export a checkpoint to --out in Hugging Face's "
-                  "layout.")
+                  "store (no workdir needed); export a checkpoint to --out in Hugging Face's "
+                  "layout; or import --hf, a Hugging Face BERT directory, as a new --workdir "
+                  "(data and fine-tuning settings from --config, if given).")
 flags.DEFINE_integer("step", None, "evaluate, export: the checkpoint step (default: the latest).")
 flags.DEFINE_string("out", None, "export: the directory to write (created).")
+flags.DEFINE_string("hf", None, "import: a Hugging Face BERT directory (config.json, "
+                    "model.safetensors or pytorch_model.bin, vocab.txt or tokenizer.json).")
 flags.DEFINE_string("coordinator", None, "Several processes (hosts): HOST:PORT of process 0, "
                     "with --num_processes and --process_id; the same command on every host.")
 flags.DEFINE_integer("num_processes", None, "Several processes: how many.")
@@ -48,10 +53,15 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   if FLAGS.mode not in ("train", "prepare") and FLAGS.workdir is None:
     raise app.UsageError(f"--mode={FLAGS.mode} needs --workdir")
+  if FLAGS.mode == "import" and FLAGS.hf is None:
+    raise app.UsageError("--mode=import needs --hf=DIR, the Hugging Face directory to read")
   if FLAGS.mode == "export" and FLAGS.out is None:
     raise app.UsageError("--mode=export needs --out=DIR, the directory to write")
-  if FLAGS.mode in ("train", "prepare") and FLAGS.config is None:
-    raise app.UsageError(f"--config=FILE is required to {FLAGS.mode} (see configs/)")
+  resume_own = (FLAGS.mode == "train" and FLAGS.config is None and FLAGS.workdir is not None
+                and os.path.exists(os.path.join(FLAGS.workdir, "config.json")))
+  if FLAGS.mode in ("train", "prepare") and FLAGS.config is None and not resume_own:
+    raise app.UsageError(f"--config=FILE is required to {FLAGS.mode} (see configs/), unless "
+                         "--workdir holds a run to resume with its own config.json")
   if FLAGS.config is not None:
     try:
       FLAGS.config.get("seed")  # a config file that failed to load raises only when first used
@@ -89,12 +99,20 @@ def main(argv):
       from jaxbert import hf  # reads and writes safetensors with numpy: no torch needed
 
       print(hf.export(FLAGS.workdir, FLAGS.out, FLAGS.step), flush=True)
+    elif FLAGS.mode == "import":
+      from jaxbert import hf
+
+      print(hf.import_workdir(FLAGS.hf, FLAGS.workdir, FLAGS.config or config.default()),
+            flush=True)
     else:
-      config_name = os.path.basename(FLAGS["config"].config_filename).split(".py")[0]
-      workdir = FLAGS.workdir or os.path.join("workdirs", config_name)
-      train.train_and_evaluate(FLAGS.config, workdir)
-      if FLAGS.config.finetune.after_training and jax_process_index() == 0:
-        finetune.after_training(workdir, FLAGS.config.finetune)
+      if resume_own:
+        workdir, run_config = FLAGS.workdir, checkpoint.read_config(FLAGS.workdir)
+      else:
+        config_name = os.path.basename(FLAGS["config"].config_filename).split(".py")[0]
+        workdir, run_config = FLAGS.workdir or os.path.join("workdirs", config_name), FLAGS.config
+      train.train_and_evaluate(run_config, workdir)
+      if run_config.finetune.after_training and jax_process_index() == 0:
+        finetune.after_training(workdir, run_config.finetune)
         print(f"report: {report.write(workdir)}")
   except (OSError, config.ConfigError, checkpoint.IncompatibleCheckpoint,
           checkpoint.DamagedCheckpoint, checkpoint.WorkdirError, train.NonFiniteLoss) as e:

@@ -20,6 +20,8 @@ import grain
 import ml_collections
 import orbax.checkpoint as ocp
 
+from jaxbert import config as config_lib
+
 # Settings that fix the shape of the params or the meaning of token ids: a checkpoint made under
 # other values cannot be resumed, whatever else changes (budget, logging, optimizer...).
 IDENTITY_KEYS = (
@@ -70,7 +72,16 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
     raise FileNotFoundError(f"{path} does not exist: {workdir} holds no jaxbert run "
                             "(train first with run.py --config=FILE --workdir=DIR)")
   with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+    saved = json.load(f)
+  # Fields added to jaxbert after the run started take their defaults, which keep the old behaviour.
+  return ml_collections.ConfigDict(_overlay(config_lib.default().to_dict(), saved))
+
+
+def _overlay(base: dict, top: dict) -> dict:
+  out = dict(base)
+  for k, v in top.items():
+    out[k] = _overlay(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+  return out
 
 
 def write_config(workdir: str, config: ml_collections.ConfigDict):
@@ -78,6 +89,35 @@ def write_config(workdir: str, config: ml_collections.ConfigDict):
   with open(path + ".tmp", "w") as f:
     f.write(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
   os.replace(path + ".tmp", path)
+
+
+def token_store(config, workdir: str):
+  """The token store whose ids mean what the checkpoints of `workdir` learned.
+
+  With data.tokenizer set, the store encoded with that tokenizer. Otherwise, once the workdir
+  keeps a tokenizer.json (written by training, or by --mode=import), the cached store of the
+  config's data settings if it was made with that tokenizer, else a store encoded with it: a
+  workdir moved to another machine, or whose cache was cleared, gets the same ids back, although
+  training a tokenizer is not bit-reproducible. A new workdir gets the store of its settings,
+  which trains its tokenizer. check_tokenizer refuses any mismatch that remains.
+  """
+  from jaxbert import data  # here: readers of checkpoints alone need no data pipeline
+
+  own = os.path.join(workdir, "tokenizer.json")
+  vocab = config.model.vocab_size
+  if config.data.tokenizer or not os.path.exists(own):
+    return data.prepare(config.data, vocab)
+  store = data.cached(config.data, vocab)
+  if store is not None and _same_bytes(store.tokenizer_path, own):
+    return store
+  settings = ml_collections.ConfigDict(config.data.to_dict())
+  settings.tokenizer = own
+  return data.prepare(settings, vocab)
+
+
+def _same_bytes(a: str, b: str) -> bool:
+  with open(a, "rb") as f, open(b, "rb") as g:
+    return f.read() == g.read()
 
 
 def check_tokenizer(workdir: str, store_tokenizer: str, claim: bool = False):
@@ -101,9 +141,8 @@ def check_tokenizer(workdir: str, store_tokenizer: str, claim: bool = False):
     if f.read() != theirs:
       raise IncompatibleCheckpoint(
           f"{path}, the tokenizer this workdir was trained with, differs from {store_tokenizer}, "
-          "the one of the token store built for its data settings (a store rebuilt on another "
-          "machine or after its cache was cleared learns another vocabulary); bring back the "
-          "original store (its directory under the cache), or start over in a new --workdir")
+          "the one data.tokenizer gives; leave data.tokenizer empty to use the workdir's own, or "
+          "start over in a new --workdir")
 
 
 class WorkdirLock:
@@ -203,11 +242,11 @@ class Checkpoints:
     """Starts an asynchronous save; the previous one is finished first."""
     self.wait()
     self._pending = step
+    items = dict(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+    if iterator is not None:  # None: a step-0 state that no data has reached (an import)
+      items["data"] = grain.checkpoint.CheckpointSave(iterator)
     try:
-      self.manager.save(step, force=True, args=ocp.args.Composite(
-          state=ocp.args.StandardSave(state),
-          data=grain.checkpoint.CheckpointSave(iterator),
-          meta=ocp.args.JsonSave(meta)))
+      self.manager.save(step, force=True, args=ocp.args.Composite(**items))
     except Exception as e:  # orbax and tensorstore wrap OSErrors in anything
       raise self._save_failed(e) from e
 
@@ -231,8 +270,8 @@ class Checkpoints:
       raise FileNotFoundError(f"no checkpoint step {step} in {self.directory}; "
                               f"available: {self.steps() or 'none'}")
     items = dict(state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore())
-    if iterator is not None:
-      items["data"] = grain.checkpoint.CheckpointRestore(iterator)
+    if iterator is not None and os.path.isdir(os.path.join(self.directory, str(step), "data")):
+      items["data"] = grain.checkpoint.CheckpointRestore(iterator)  # else it stays at the start
     restored = self.manager.restore(step, args=ocp.args.Composite(**items))
     return restored["state"], restored["meta"]
 

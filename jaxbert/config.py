@@ -27,6 +27,7 @@ def default() -> ml_collections.ConfigDict:
   m.num_heads = 12  # attention heads (head dim = hidden_size / num_heads)
   m.ffn_size = 3072  # crammed: GLU input width, split into two halves; original: FFN width
   m.max_len = 128  # longest sequence the position encoding covers; >= data.seq_len
+  m.layer_norm_eps = 1e-12  # epsilon of every layer norm
   m.init_std = 0.02  # std of the normal init of every matrix (the recipe's 0.02 is for width 768)
   m.dropout = 0.0  # off for pretraining (the recipe); fine-tuning turns it on
   m.dtype = "auto"  # compute: "auto" = bfloat16 on GPU/TPU, float32 on CPU; params stay float32
@@ -49,6 +50,9 @@ def default() -> ml_collections.ConfigDict:
   d.max_documents = 0  # use only the first N documents of each split (0 = all); for quick tests
   d.skip_bad_records = False  # jsonl: skip and count lines that are not JSON or lack the field
   d.tokenizer_sample_mb = 100.0  # the tokenizer trains on the first this many MB of cleaned text
+  # "" = train a WordPiece on the corpus; or a tokenizer.json (a file, or a directory holding one)
+  # to encode with, [PAD] [UNK] [CLS] [SEP] [MASK] at ids 0-4 (a jaxbert workdir's, or an import's)
+  d.tokenizer = ""
   d.order = "shuffle"  # "shuffle" (new order each epoch) or "curriculum" (rows by "." count, desc.)
   d.workers = 0  # processes cleaning text while a store is built (0 = one per CPU core)
   d.tfds_data_dir = ""  # tfds: sources' data_dir; "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
@@ -112,10 +116,12 @@ def default() -> ml_collections.ConfigDict:
   f.eps = 1e-6  # Adam epsilon
   f.weight_decay = 0.0  # decoupled decay on matrices (none on biases and norms)
   f.dropout = 0.1  # encoder and head dropout while fine-tuning
+  f.pooling = "first"  # the classifier's input: "first" ([CLS]) or "mean" (over the tokens)
   f.max_len = 128  # tokens per example, [CLS] and [SEP]s included; <= the model's (0 = the model's)
   f.seeds = 5  # fine-tunes per model (seeds 0..N-1); the median is reported
   f.max_train_examples = 0  # train on a fixed random subset of this size (0 = all); for tests
   f.eval_batch_size = 256  # dev examples per evaluation step
+  f.baselines = True  # also train no-pretraining, CNN and bag-of-words (False: pretrained only)
   f.bow_steps = 300  # bag-of-words baseline: full-batch Adam steps
   f.bow_lr = 0.05  # bag-of-words baseline: Adam learning rate
   f.bow_l2 = 1e-3  # bag-of-words baseline: L2 penalty on the weights (mean loss + l2/2 |W|^2)

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxbert import checkpoint, data
+from jaxbert import checkpoint
 from jaxbert import state as state_lib
 from jaxbert import metrics as metrics_log
 from jaxbert.data import loader, tokenizer
@@ -89,7 +89,7 @@ def format_mlm(r: dict) -> str:
 def evaluate_checkpoint(workdir: str, step: int | None = None) -> dict:
   """Held-out MLM of a workdir's checkpoint (latest by default), printed and logged."""
   config, model, params, meta = state_lib.restore(workdir, step)
-  store = data.prepare(config.data, config.model.vocab_size)
+  store = checkpoint.token_store(config, workdir)
   checkpoint.check_tokenizer(workdir, store.tokenizer_path)
   results = mlm(model, params, store, config)
   metrics_log.write(workdir, {"kind": "eval", "step": meta["step"], **results})

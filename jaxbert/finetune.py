@@ -43,18 +43,27 @@ def default_config() -> ml_collections.ConfigDict:
 
 
 class Classifier(nn.Module):
-  """The pretraining encoder with a dense layer on the first ([CLS]) position.
+  """The pretraining encoder with a dense layer on a pooled vector of its outputs.
 
   num_outputs: the number of classes, or 1 for a regression head (trained with squared error).
+  pooling: "first", the [CLS] position as in BERT; or "mean", the average over the example's
+    tokens (padding left out). Our pretraining rows hold no [CLS], so after a short cram its
+    output has learned nothing yet, while every other position has.
   """
   config: ModelConfig
   num_outputs: int
+  pooling: str = "first"
 
   @nn.compact
   def __call__(self, tokens, mask, deterministic=True):
     c = self.config
     x = Encoder(c, name="encoder")(tokens, attention_mask=mask, deterministic=deterministic)
-    x = nn.Dropout(c.dropout)(x[:, 0], deterministic=deterministic)
+    if self.pooling == "mean":
+      w = mask.astype(jnp.float32)[..., None]
+      x = (x.astype(jnp.float32) * w).sum(1) / jnp.maximum(w.sum(1), 1.0)
+    else:
+      x = x[:, 0]
+    x = nn.Dropout(c.dropout)(x, deterministic=deterministic)
     return nn.Dense(self.num_outputs, kernel_init=nn.initializers.normal(c.init_std),
                     param_dtype=jnp.float32, name="head")(x.astype(jnp.float32))
 
@@ -212,6 +221,8 @@ def _check(cfg, model_max_len: int) -> int:
   if not 3 <= max_len <= model_max_len:
     raise ConfigError(f"finetune.max_len={cfg.max_len} must be in [3, model.max_len="
                       f"{model_max_len}] of the checkpoint (0 = the model's)")
+  if cfg.pooling not in ("first", "mean"):
+    raise ConfigError(f"finetune.pooling={cfg.pooling!r}: use \"first\" or \"mean\"")
   if cfg.seeds < 1 or cfg.epochs < 1:
     raise ConfigError(f"finetune.seeds={cfg.seeds} and finetune.epochs={cfg.epochs} must be "
                       ">= 1")
@@ -230,7 +241,7 @@ def run_task(task, tokenizer, model_config: ModelConfig, encoder_params, cfg, ma
   arrays = encode(tokenizer, train.text_a, max_len, train.text_b) + (train.labels,)
   devs = {name: encode(tokenizer, s.text_a, max_len, s.text_b) for name, s in task.dev.items()}
 
-  classifier = Classifier(model_config, task.num_outputs)
+  classifier = Classifier(model_config, task.num_outputs, cfg.pooling)
   cnn = baselines.TextCNN(model_config.vocab_size, cfg.cnn_embed, cfg.cnn_filters,
                           task.num_outputs, cfg.cnn_dropout)
   runs = {  # name -> (model, compiled steps, encoder params)
@@ -239,6 +250,8 @@ def run_task(task, tokenizer, model_config: ModelConfig, encoder_params, cfg, ma
       "no_pretraining": (classifier, None, None),
       "cnn": (cnn, trainer(cnn, cfg, len(train), task.regression, cfg.cnn_lr), None),
   }
+  if not cfg.baselines:
+    runs = {"pretrained": runs["pretrained"]}
   per_seed = {name: [] for name in runs}
   for seed in range(cfg.seeds):
     for name, (model, steps, params) in runs.items():
@@ -247,7 +260,7 @@ def run_task(task, tokenizer, model_config: ModelConfig, encoder_params, cfg, ma
       shown = ", ".join(f"{c} {v:.4f}" for c, v in per_seed[name][-1].items())
       print(f"[finetune] {task.name} seed {seed} {name}: {shown}", flush=True)
   medians = {name: aggregate(s) for name, s in per_seed.items()}
-  bow = score(task, baselines.bag_of_words(task, train, cfg))
+  bow = score(task, baselines.bag_of_words(task, train, cfg)) if cfg.baselines else None
   rows = []
   for split in task.dev:
     for m in task.metrics:
@@ -255,7 +268,9 @@ def run_task(task, tokenizer, model_config: ModelConfig, encoder_params, cfg, ma
       row = dict(task=task.name, metric=c, in_average=c in task.headline)
       for name in runs:
         row[name], row[name + "_seeds"] = medians[name][0][c], medians[name][1][c]
-      row.update(bag_of_words=bow[c], train_examples=len(train),
+      if bow is not None:
+        row["bag_of_words"] = bow[c]
+      row.update(train_examples=len(train),
                  dev_examples=len(task.dev[split]))
       rows.append(row)
   return rows
@@ -269,9 +284,10 @@ def table(rows: list[dict], percent: bool = False) -> str:
     seeds = r.get(key + "_seeds") or []
     spread = f" ({fmt(min(seeds))}–{fmt(max(seeds))})" if len(seeds) > 1 else ""
     return fmt(r[key]) + spread
-  lines = ["| task | metric | " + " | ".join(HEADERS[m] for m in MODELS) + " |",
-           "| --- | --- | " + " | ".join("---:" for _ in MODELS) + " |"]
-  lines += [f"| {r['task']} | {r['metric']} | " + " | ".join(cell(r, m) for m in MODELS) + " |"
+  models = [m for m in MODELS if all(m in r for r in rows)]  # finetune.baselines=False: one
+  lines = ["| task | metric | " + " | ".join(HEADERS[m] for m in models) + " |",
+           "| --- | --- | " + " | ".join("---:" for _ in models) + " |"]
+  lines += [f"| {r['task']} | {r['metric']} | " + " | ".join(cell(r, m) for m in models) + " |"
             for r in rows]
   return "\n".join(lines)
 
@@ -285,7 +301,7 @@ def glue_average(rows: list[dict]) -> dict:
   """
   chosen = [r for r in rows if r["in_average"]]
   return {m: float(np.mean([r[m] for r in chosen])) if chosen else float("nan")
-          for m in MODELS}
+          for m in MODELS if all(m in r for r in rows)}
 
 
 def _settings(task_cfg) -> ml_collections.ConfigDict:
@@ -300,7 +316,7 @@ def _run_all(workdir: str, cfg) -> dict:
   task_list = tasks_lib.load(cfg.task, cfg)
   config, encoder_params, step = load_pretrained(workdir)
   max_len = _check(cfg, config.model.max_len)
-  store = data.prepare(config.data, config.model.vocab_size)
+  store = checkpoint.token_store(config, workdir)
   checkpoint.check_tokenizer(workdir, store.tokenizer_path)
   tokenizer = store.tokenizer()
   model_config = ModelConfig.from_dict({**config.model.to_dict(), "dropout": cfg.dropout})

@@ -26,7 +26,9 @@ jaxbert needs neither torch nor the safetensors package; pytorch_model.bin needs
 import dataclasses
 import json
 import os
+import shutil
 import struct
+import tempfile
 from typing import NamedTuple
 
 import jax
@@ -146,6 +148,7 @@ class Imported(NamedTuple):
   params: dict  # float32 numpy arrays in MaskedLM's tree
   tokenizer: Tokenizer  # jaxbert's WordPiece over the (permuted) vocabulary
   source_ids: np.ndarray  # source_ids[jaxbert id] = the checkpoint's id of that token
+  lowercase: bool = True  # whether the tokenizer lowercases (and strips accents)
 
 
 def _read_json(path: str) -> dict:
@@ -280,7 +283,7 @@ def load(directory: str) -> Imported:
   flat["encoder/embeddings/word/embedding"] = flat["encoder/embeddings/word/embedding"][source_ids]
   flat["decoder_bias"] = flat["decoder_bias"][source_ids]
   vocab = {tokens[old]: new for new, old in enumerate(source_ids)}
-  return Imported(config, unflatten(flat), wordpiece(vocab, lowercase), source_ids)
+  return Imported(config, unflatten(flat), wordpiece(vocab, lowercase), source_ids, lowercase)
 
 
 def _load_crammed(directory: str, spec: dict) -> Imported:
@@ -298,7 +301,68 @@ def _load_crammed(directory: str, spec: dict) -> Imported:
                      for k, v in read_safetensors(path).items()})
   tok = Tokenizer.from_file(tok_path)
   tok.post_processor = None  # jaxbert adds [CLS] and [SEP] itself (add_special_tokens=False)
-  return Imported(config, params, tok, np.arange(config.vocab_size))
+  lowercase = bool((_read_json(tok_path).get("normalizer") or {}).get("lowercase", True))
+  return Imported(config, params, tok, np.arange(config.vocab_size), lowercase)
+
+
+def import_workdir(directory: str, workdir: str, config) -> str:
+  """Makes a new workdir of a Hugging Face BERT (or jaxbert crammed) directory; a summary line.
+
+  The workdir holds config.json (`config` with the imported model's shape), the imported
+  tokenizer as tokenizer.json, and checkpoint step 0 (the weights, a fresh optimizer state): run.py
+  evaluates, fine-tunes and exports it like any trained workdir, and --mode=train in it pretrains
+  further. Data settings come from `config`; the token store is encoded with the imported
+  tokenizer (see checkpoint.token_store). It is built aside and renamed into place, so a failure
+  leaves nothing; an existing run is never overwritten.
+  """
+  import ml_collections
+  from jaxbert import checkpoint, state  # orbax and grain: only when a workdir is written
+  from jaxbert import config as config_lib
+
+  if os.path.exists(workdir) and os.listdir(workdir):
+    raise checkpoint.WorkdirError(f"{workdir} exists and is not empty; import into a new --workdir")
+  imported = load(directory)
+  config = ml_collections.ConfigDict(config.to_dict())
+  m = imported.config
+  config.model.update(arch=m.arch, vocab_size=m.vocab_size, num_layers=m.num_layers,
+                      hidden_size=m.hidden_size, num_heads=m.num_heads, ffn_size=m.ffn_size,
+                      max_len=m.max_len, layer_norm_eps=m.layer_norm_eps, init_std=m.init_std)
+  config.data.tokenizer, config.data.lowercase = "", imported.lowercase  # the workdir's own
+  config.data.seq_len = min(config.data.seq_len, m.max_len)
+  dtype = config.model.dtype  # kept as given ("auto"): the run that trains it may have a GPU
+  config = config_lib.resolve(config)
+  model, tx, init = state.build(config)
+  config.model.dtype = dtype
+  expected = jax.eval_shape(init, state.init_key(config)).params
+  got = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, np.float32), imported.params)
+  if jax.tree.structure(expected) != jax.tree.structure(got) or any(
+      a.shape != b.shape for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(got))):
+    raise ConfigError(f"{directory}: its weights do not form a jaxbert {m.arch} model of the "
+                      "shape its config.json gives")
+  params = jax.tree.map(jax.numpy.asarray, imported.params)
+  train_state = state.TrainState(step=jax.numpy.zeros((), jax.numpy.int32), params=params,
+                                 opt_state=tx.init(params))
+
+  parent = os.path.dirname(os.path.abspath(workdir))
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(workdir))}.import-",
+                         dir=parent)
+  try:
+    imported.tokenizer.save(os.path.join(tmp, "tokenizer.json"))
+    checkpoint.write_config(tmp, config)
+    with checkpoint.Checkpoints(tmp, config.train.keep) as ckpts:
+      ckpts.save(0, train_state, None, {"step": 0, "elapsed_s": 0.0, "tokens": 0,
+                                       "config": config.to_dict(),
+                                       "imported_from": os.path.abspath(directory)})
+      ckpts.wait()
+    if os.path.isdir(workdir):
+      os.rmdir(workdir)  # empty, checked above; a file there makes the rename fail instead
+    os.rename(tmp, workdir)
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+  n = sum(a.size for a in jax.tree.leaves(params))
+  return (f"imported {directory} ({m.arch} arch, {m.num_layers} layers, width {m.hidden_size}, "
+          f"{n / 1e6:.1f}M params, vocabulary {m.vocab_size}) into {workdir} as checkpoint step 0")
 
 
 # ---------------------------------------------------------------------------------------------

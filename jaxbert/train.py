@@ -20,7 +20,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxbert import (checkpoint, data, evaluate, events, faults, masking, microbatch, optim,
+from jaxbert import (checkpoint, evaluate, events, faults, masking, microbatch, optim,
                      parallel, progress, report)
 from jaxbert import config as config_lib
 from jaxbert import metrics as metrics_log
@@ -178,10 +178,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   # it comes before the workdir is touched, so bad data leaves nothing behind. With several
   # processes, the first builds it and the others then find it in the shared cache.
   if jax.process_index() == 0:
-    store = data.prepare(config.data, config.model.vocab_size)
+    store = checkpoint.token_store(config, workdir)
   parallel.barrier("token store")
   if jax.process_index() > 0:
-    store = data.prepare(config.data, config.model.vocab_size)
+    store = checkpoint.token_store(config, workdir)
   # The lock creates the workdir and refuses a second run (only the first process of a multi-
   # process run takes it); checkpoints are closed however we exit.
   lock = checkpoint.WorkdirLock(workdir) if jax.process_index() == 0 else contextlib.nullcontext()

@@ -383,6 +383,36 @@ def test_three_step_finetune_on_embedded_task_records(workdir):
     assert json.load(f)["config"]["max_train_examples"] == 6
 
 
+def test_pretrained_only_when_baselines_are_off(workdir, capsys):
+  result = finetune.run(workdir, _quick_cfg(task="spam", max_train_examples=6, batch_size=2,
+                                            baselines=False))
+  assert [set(finetune.MODELS) & set(r) for r in result["rows"]] == [{"pretrained"}] * 2
+  header = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| task")]
+  assert header[-1] == "| task | metric | pretrained |"
+
+
+def test_mean_pooling_averages_the_unpadded_outputs(workdir):
+  config, encoder, _ = finetune.load_pretrained(workdir)
+  model_config = finetune.ModelConfig.from_dict(config.model)
+  model = finetune.Classifier(model_config, 2, pooling="mean")
+  rng = np.random.default_rng(0)
+  tokens = rng.integers(5, config.model.vocab_size, (2, 12)).astype(np.int32)
+  mask = np.ones_like(tokens)
+  mask[1, 7:] = 0
+  padded = np.where(mask == 1, tokens, data.PAD_ID)
+  params = model.init(jax.random.key(0), padded, mask)["params"]
+  params = {**params, "encoder": encoder}
+  logits = np.asarray(model.apply({"params": params}, padded, mask))
+  out = np.asarray(finetune.Encoder(model_config).apply({"params": encoder}, padded,
+                                                         attention_mask=mask))
+  pooled = np.stack([out[0].mean(0), out[1, :7].mean(0)])
+  expected = pooled @ np.asarray(params["head"]["kernel"]) + np.asarray(params["head"]["bias"])
+  np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
+  # The second example alone, without padding, gives the same logits.
+  alone = np.asarray(model.apply({"params": params}, padded[1:, :7], mask[1:, :7]))
+  np.testing.assert_allclose(alone[0], logits[1], rtol=1e-5, atol=1e-5)
+
+
 def test_glue_protocol_runs_single_pair_and_regression_tasks(workdir, glue_dir):
   # 6 train rows, batch 2, 1 epoch: 3 steps per fine-tune; 2 seeds to exercise the median.
   cfg = _quick_cfg(task=f"glue:{glue_dir}:sst2,mrpc,stsb", batch_size=2, seeds=2,
@@ -407,6 +437,8 @@ def test_glue_protocol_runs_single_pair_and_regression_tasks(workdir, glue_dir):
 def test_bad_settings_are_refused(workdir):
   with pytest.raises(ConfigError, match="max_len"):
     finetune.run(workdir, _quick_cfg(max_len=64))  # tiny's model.max_len is 32
+  with pytest.raises(ConfigError, match="finetune.pooling='max'"):
+    finetune.run(workdir, _quick_cfg(pooling="max"))
   with pytest.raises(KeyError):
     finetune.run(workdir, _quick_cfg(learning_rate=1e-3))
   with pytest.raises(ConfigError, match="--mode=glue runs GLUE tasks"):

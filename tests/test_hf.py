@@ -183,3 +183,56 @@ def test_export_mode_of_a_trained_workdir(tmp_path):
   assert np.abs(ours - _hf_logits(theirs, ids, np.ones_like(ids))).max() < 1e-4
   missing = run_py("--mode=export", f"--workdir={workdir}", check=False)
   assert missing.returncode != 0 and "--out" in missing.stderr
+
+
+def test_import_mode_makes_a_workdir_to_evaluate_finetune_and_train(hf_dir, tmp_path):
+  """run.py --mode=import writes a workdir whose step 0 holds the imported weights; evaluate,
+  finetune and further training then run on a token store encoded with the imported vocabulary,
+  and a second import into it is refused with nothing changed."""
+  path, _ = hf_dir
+  workdir = str(tmp_path / "bert")
+  proc = run_py("--mode=import", f"--hf={path}", f"--workdir={workdir}",
+                "--config=configs/tiny.py")
+  assert "as checkpoint step 0" in proc.stdout
+  from jaxbert import checkpoint, data, state
+  config, _, params, meta = state.restore(workdir)
+  assert meta["step"] == 0 and config.model.arch == "original" and config.data.seq_len == 24
+  jax.tree.map(np.testing.assert_array_equal, params, hf.load(path).params)
+  tokenizer_json = os.path.join(workdir, "tokenizer.json")
+  assert tokenizer_lib.load(tokenizer_json).get_vocab() == hf.load(path).tokenizer.get_vocab()
+
+  run_py("--mode=evaluate", f"--workdir={workdir}")
+  store = checkpoint.token_store(config, workdir)
+  assert store.manifest["settings"]["tokenizer"]["type"] == "given"
+  with open(tokenizer_json, "rb") as a, open(store.tokenizer_path, "rb") as b:
+    assert a.read() == b.read()
+  # The store's ids are the imported tokenizer's: its [UNK] id for words outside the vocabulary.
+  assert store.train[0].max() < config.model.vocab_size
+  assert (np.asarray(store.train[:8]) == data.UNK_ID).any()
+
+  proc = run_py("--mode=finetune", f"--workdir={workdir}", "--config=configs/tiny.py",
+                "--config.finetune.max_len=24")
+  assert "pretrained" in proc.stdout
+  run_py(f"--workdir={workdir}")  # pretrains further from step 0, with the workdir's config.json
+  lines = [line for line in open(os.path.join(workdir, "metrics.jsonl")) if '"train"' in line]
+  assert len(lines) == 3  # tiny.py's 3 steps
+
+  before = sorted(os.listdir(workdir))
+  again = run_py("--mode=import", f"--hf={path}", f"--workdir={workdir}", check=False)
+  assert again.returncode != 0 and "not empty" in again.stderr
+  assert sorted(os.listdir(workdir)) == before
+
+
+def test_given_tokenizer_is_checked(tmp_path):
+  from jaxbert.config import ConfigError as Error
+  with pytest.raises(Error, match="does not exist"):
+    tokenizer_lib.given(str(tmp_path / "none.json"), 100)
+  tok = _tiny_tokenizer(tmp_path)
+  with pytest.raises(Error, match="model.vocab_size=50"):
+    tokenizer_lib.given(str(tmp_path), 50)
+  assert tokenizer_lib.given(str(tmp_path), tok.get_vocab_size()) == str(
+      tmp_path / "tokenizer.json")
+  vocab = {"[UNK]": 0, "[PAD]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4, "a": 5}
+  hf.wordpiece(vocab, True).save(str(tmp_path / "swapped.json"))
+  with pytest.raises(Error, match=r"\[PAD\] at 1"):
+    tokenizer_lib.given(str(tmp_path / "swapped.json"), 100)

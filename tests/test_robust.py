@@ -276,27 +276,42 @@ def test_a_checkpoint_that_cannot_be_written_is_an_error_that_keeps_the_last_goo
   assert _losses(full) == _losses(unbroken)
 
 
-def test_a_tokenizer_that_does_not_match_the_checkpoint_is_refused(tmp_path):
-  workdir = str(tmp_path / "run")
-  run_py("--config=configs/tiny.py", "--config.train.max_steps=2", f"--workdir={workdir}")
-  path = os.path.join(workdir, "tokenizer.json")
-  store = data.prepare(tiny.get_config().data, tiny.get_config().model.vocab_size)
-  assert open(path, "rb").read() == open(store.tokenizer_path, "rb").read()
+def test_a_moved_workdir_resumes_with_its_own_tokenizer(tmp_path):
+  """On another machine (an empty cache) the store is encoded with WORKDIR/tokenizer.json, not a
+  newly trained tokenizer: evaluation repeats and training resumes loss for loss. A tokenizer
+  given by data.tokenizer that differs from the workdir's is refused, nothing written."""
+  args = ["--config=configs/tiny.py", "--config.train.max_steps=3"]
+  stay, workdir = str(tmp_path / "stay"), str(tmp_path / "run")
+  for w in (stay, workdir):
+    run_py("--config=configs/tiny.py", "--config.train.max_steps=2", f"--workdir={w}")
+  run_py(*args, f"--workdir={stay}")  # resumed on this machine
+  here = [r for r in metrics.read(workdir) if r["kind"] == "eval"]
+  assert here
 
-  # Another vocabulary, as a store rebuilt elsewhere would learn: two ids swap words.
+  elsewhere = {"JAXBERT_CACHE": str(tmp_path / "other-machine")}
+  run_py("--mode=evaluate", f"--workdir={workdir}", env=elsewhere)
+  there = [r for r in metrics.read(workdir) if r["kind"] == "eval"][-1]
+  assert there == here[-1]
+  (store,) = os.listdir(tmp_path / "other-machine" / "stores")
+  manifest = json.load(open(tmp_path / "other-machine" / "stores" / store / "manifest.json"))
+  assert manifest["settings"]["tokenizer"]["type"] == "given"
+  run_py(*args, f"--workdir={workdir}", env=elsewhere)
+  assert _losses(workdir) == _losses(stay) and len(_losses(stay)) == 3
+
+  # Another vocabulary given explicitly: two ids swap words.
+  path = os.path.join(workdir, "tokenizer.json")
   vocab = json.load(open(path))["model"]["vocab"]
-  with open(path) as f:
-    text = f.read()
+  text = open(path).read()
   a, b = list(vocab)[100:102]
   text = text.replace(f'"{a}": {vocab[a]}', f'"{a}": X').replace(
       f'"{b}": {vocab[b]}', f'"{b}": {vocab[a]}').replace(f'"{a}": X', f'"{a}": {vocab[b]}')
-  with open(path, "w") as f:
+  other = str(tmp_path / "other.json")
+  with open(other, "w") as f:
     f.write(text)
   before = sorted(os.listdir(workdir)), open(os.path.join(workdir, "metrics.jsonl")).read()
-  for args in (["--config=configs/tiny.py", "--config.train.max_steps=3"], ["--mode=evaluate"]):
-    proc = run_py(*args, f"--workdir={workdir}", check=False)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert f"error: {path}, the tokenizer this workdir was trained with, differs from " \
-           f"{store.tokenizer_path}" in proc.stderr
+  proc = run_py("--config=configs/tiny.py", "--config.train.max_steps=4",
+                f"--config.data.tokenizer={other}", f"--workdir={workdir}", check=False)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert f"error: {path}, the tokenizer this workdir was trained with, differs from " in proc.stderr
   assert (sorted(os.listdir(workdir)),
           open(os.path.join(workdir, "metrics.jsonl")).read()) == before

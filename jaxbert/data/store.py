@@ -2,7 +2,8 @@
 
 prepare() turns a data config into CACHE/stores/<key>/ holding
   manifest.json          what made the store (settings, tokenizer hash), counts, timings
-  tokenizer.json         WordPiece trained on a bounded sample of the train split
+  tokenizer.json         WordPiece trained on a bounded sample of the train split, or a copy of
+                         the one given by data.tokenizer
   train-NNNNN.npy        [rows, seq_len] token ids in shards of SHARD_ROWS rows: documents
                          joined by [SEP], no [CLS]; memory-mapped when loaded
   heldout-NNNNN.npy      the same, from the held-out documents
@@ -55,7 +56,7 @@ HEADER_BYTES = 128  # fixed .npy header size, so a shard's row count is written 
 # The data fields a store depends on (and cache_dir, where it lives); defaults in config.py.
 FIELDS = ("sources", "weights", "seq_len", "lowercase", "remove_stopwords", "remove_punctuation",
           "max_token_char_ratio", "min_chars", "dedup", "max_documents", "skip_bad_records",
-          "tokenizer_sample_mb", "tfds_data_dir", "workers", "cache_dir")
+          "tokenizer_sample_mb", "tokenizer", "tfds_data_dir", "workers", "cache_dir")
 
 
 class Rows:
@@ -158,11 +159,22 @@ def settings(data_cfg, vocab_size: int) -> dict:
       "preprocess": {k: c[k] for k in ("remove_stopwords", "remove_punctuation",
                                        "max_token_char_ratio", "min_chars", "dedup",
                                        "max_documents", "skip_bad_records")},
-      "tokenizer": {"type": "wordpiece", "vocab_size": int(vocab_size),
-                    "lowercase": c["lowercase"], "special_tokens": list(SPECIAL_TOKENS),
-                    "sample_mb": c["tokenizer_sample_mb"]},
+      "tokenizer": _tokenizer_settings(c, vocab_size),
       "seq_len": c["seq_len"],
   }
+
+
+def _tokenizer_settings(c: dict, vocab_size: int) -> dict:
+  if c["tokenizer"]:  # a given tokenizer counts by its bytes, wherever the file lies
+    return {"type": "given", "vocab_size": int(vocab_size),
+            "sha256": _sha256(tokenizer_lib.given(c["tokenizer"], vocab_size))}
+  return {"type": "wordpiece", "vocab_size": int(vocab_size), "lowercase": c["lowercase"],
+          "special_tokens": list(SPECIAL_TOKENS), "sample_mb": c["tokenizer_sample_mb"]}
+
+
+def _sha256(path: str) -> str:
+  with open(path, "rb") as f:
+    return hashlib.sha256(f.read()).hexdigest()
 
 
 def store_key(s: dict) -> str:
@@ -170,12 +182,22 @@ def store_key(s: dict) -> str:
   return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def prepare(data_cfg, vocab_size: int) -> TokenStore:
-  """Build the store for these settings unless a finished one is cached."""
+def _location(data_cfg, vocab_size: int) -> tuple[dict, dict, str, str]:
   s = settings(data_cfg, vocab_size)
   c = _options(data_cfg)
   cache = text.resolve_cache(c["cache_dir"])
-  final = os.path.join(cache, "stores", store_key(s))
+  return s, c, cache, os.path.join(cache, "stores", store_key(s))
+
+
+def cached(data_cfg, vocab_size: int) -> TokenStore | None:
+  """The finished store for these settings if there is one; nothing is built."""
+  final = _location(data_cfg, vocab_size)[3]
+  return TokenStore.load(final) if os.path.isdir(final) else None
+
+
+def prepare(data_cfg, vocab_size: int) -> TokenStore:
+  """Build the store for these settings unless a finished one is cached."""
+  s, c, cache, final = _location(data_cfg, vocab_size)
   if not os.path.isdir(final):
     os.makedirs(os.path.dirname(final), exist_ok=True)
     remove_dead_builds(os.path.dirname(final))
@@ -492,10 +514,18 @@ def _build(out: str, s: dict, c: dict, cache: str) -> None:
        f"documents ({train['chars_read'] / 1e6:.1f} MB) in {time.time() - t0:.1f}s")
 
   t1 = time.time()
-  sample_chars = int(c["tokenizer_sample_mb"] * 1e6)
-  tok = tokenizer_lib.train(_sample(_jsonl(clean_path("train")), sample_chars), vocab,
-                            lowercase=c["lowercase"], path=os.path.join(out, "tokenizer.json"))
-  _log(f"trained tokenizer on up to {c['tokenizer_sample_mb']} MB in {time.time() - t1:.1f}s")
+  if c["tokenizer"]:
+    shutil.copyfile(tokenizer_lib.given(c["tokenizer"], vocab), os.path.join(out, "tokenizer.json"))
+    tok = tokenizer_lib.load(os.path.join(out, "tokenizer.json"))
+    if _sha256(os.path.join(out, "tokenizer.json")) != s["tokenizer"]["sha256"]:
+      raise config_lib.ConfigError(f"data.tokenizer={c['tokenizer']!r} changed while the store "
+                                   "was being built; run again")
+    _log(f"encoding with the given tokenizer {c['tokenizer']}")
+  else:
+    sample_chars = int(c["tokenizer_sample_mb"] * 1e6)
+    tok = tokenizer_lib.train(_sample(_jsonl(clean_path("train")), sample_chars), vocab,
+                              lowercase=c["lowercase"], path=os.path.join(out, "tokenizer.json"))
+    _log(f"trained tokenizer on up to {c['tokenizer_sample_mb']} MB in {time.time() - t1:.1f}s")
 
   t2 = time.time()
   dtype = np.uint16 if vocab <= 65536 else np.int32
@@ -527,8 +557,7 @@ def _build(out: str, s: dict, c: dict, cache: str) -> None:
   if counts["heldout"]["rows"] == 0:
     _log("warning: no held-out rows")
 
-  with open(os.path.join(out, "tokenizer.json"), "rb") as f:
-    tokenizer_sha = hashlib.sha256(f.read()).hexdigest()
+  tokenizer_sha = _sha256(os.path.join(out, "tokenizer.json"))
   manifest = {
       "key": store_key(s),
       "settings": s,
