@@ -2,7 +2,7 @@
 
   python run.py --config=configs/quick.py --workdir=workdirs/quick     # cram (resumes if stopped)
   python run.py --workdir=workdirs/quick                               # resume with its config.json
-  python run.py --mode=evaluate --workdir=workdirs/quick [--step=N]    # held-out MLM of a checkpoint
+  python run.py --mode=evaluate --workdir=workdirs/quick [--step=N]    # held-out MLM
   python run.py --mode=report --workdir=workdirs/quick                 # report.md and curves.png
   python run.py --mode=finetune --workdir=workdirs/quick               # fine-tuning table
   python run.py --mode=glue --workdir=W --config=configs/glue.py --config.finetune.task=glue:DIR
@@ -23,7 +23,8 @@ config_flags.DEFINE_config_file("config", None, "Python config file (configs/*.p
 flags.DEFINE_string("workdir", None, "Run directory: config, metrics, checkpoints. "
                     "Default: workdirs/<config file name>.")
 flags.DEFINE_enum("mode", "train",
-                  ["train", "evaluate", "finetune", "glue", "report", "prepare", "export", "import"],
+                  ["train", "evaluate", "finetune", "glue", "report", "prepare", "export",
+                   "import"],
                   "train (or resume); evaluate a checkpoint of --workdir on the held-out rows; "
                   "finetune its latest checkpoint on finetune.task; glue: the GLUE-sane protocol "
                   "on every GLUE task of finetune.task (settings: --config's finetune.*, else the "

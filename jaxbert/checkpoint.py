@@ -55,9 +55,22 @@ def _get(d: dict, dotted: str):
   return d
 
 
+def _canonical(key: str, value):
+  """Values that mean the same compare equal: sources and weights as a list or a comma string."""
+  if key in ("data.sources", "data.weights"):
+    from jaxbert.data import sources  # here: the data package is only needed for this
+    items = sources.as_list(value)
+    try:
+      return [float(w) for w in items] if key == "data.weights" else items
+    except ValueError:  # not numbers: refused with a clear message when the data is prepared
+      return items
+  return value
+
+
 def incompatible_keys(saved: dict, current: dict) -> list[str]:
   """The identity keys whose values differ between two config dicts."""
-  return [k for k in IDENTITY_KEYS if _get(saved, k) != _get(current, k)]
+  return [k for k in IDENTITY_KEYS
+          if _canonical(k, _get(saved, k)) != _canonical(k, _get(current, k))]
 
 
 def has_checkpoint(workdir: str) -> bool:

@@ -96,7 +96,7 @@ def default() -> ml_collections.ConfigDict:
   e.max_rows = 0  # evaluate on at most this many held-out rows (0 = all)
   e.seed = 1  # masks of the held-out rows; fixed so every evaluation sees the same positions
 
-  # Fine-tuning: the cramming paper's "GLUE-sane" protocol; small CPU models may want lr 1e-4.
+  # Fine-tuning: the cramming paper's "GLUE-sane" protocol; small CPU models want a higher lr.
   c.finetune = f = ml_collections.ConfigDict()
   # "sentiment" | "spam" (shipped), "glue:DIR[:TASK,...]" (a GLUE directory), "tfds:glue/sst2[,...]"
   # (prepared TFDS GLUE) or "file:PATH[,DEV_PATH]" (own CSV/TSV/JSONL); see jaxbert/data/tasks.py

@@ -212,10 +212,11 @@ def count_params(params) -> int:
 def flops_per_token(cfg: ModelConfig, num_predicted_per_row: int) -> float:
   """Training (forward + backward) FLOPs per input token, Kaplan-style.
 
-    6 * N_matmul                      encoder weight matmuls, N_matmul = layers * (4H^2 + H*F_in + F_out*H)
-                                      (crammed: F_in = ffn_size, F_out = ffn_size / 2; original: both ffn_size)
-    + 6 * 2 * L * H * layers          attention scores QK^T and weighted sum PV, 2*L*H each forward
-    + 6 * (H*V [+ H^2]) * K / L       decoder (and original's transform) run on K of L positions only
+    6 * N_matmul                  encoder weight matmuls,
+                                  N_matmul = layers * (4H^2 + H*F_in + F_out*H); crammed:
+                                  F_in = ffn_size, F_out = ffn_size / 2; original: both ffn_size
+    + 6 * 2 * L * H * layers      attention scores QK^T and weighted sum PV, 2*L*H each forward
+    + 6 * (H*V [+ H^2]) * K / L   decoder (and original's transform) on K of L positions only
     Embedding gathers, norms, softmax and elementwise ops are ignored (<1%).
     """
   H, L, K, V = cfg.hidden_size, cfg.max_len, num_predicted_per_row, cfg.vocab_size

@@ -71,4 +71,5 @@ def test_short_of_ordinary_tokens_pads_with_zero_weight():
   chosen = out["positions"][out["weights"] > 0]
   assert sorted(chosen.tolist()) == [10, 11, 12]
   # zero-weight picks leave their (special) tokens untouched
-  np.testing.assert_array_equal(np.delete(out["inputs"], [10, 11, 12]), np.delete(row, [10, 11, 12]))
+  np.testing.assert_array_equal(np.delete(out["inputs"], [10, 11, 12]),
+                                np.delete(row, [10, 11, 12]))

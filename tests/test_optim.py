@@ -10,8 +10,8 @@ from jaxbert.config import default
 EXPECTED = {
     "budget_triangle": [0.25, 0.75, 1.0, 0.0],
     "one_cycle": [0.0, 1.0, 0.5, 0.0],
-    "cosine": [0.0, 0.5 * (1 + np.cos(np.pi * 0.44 / 0.94)), 0.5 * (1 + np.cos(np.pi * 0.69 / 0.94)),
-               0.0],
+    "cosine": [0.0, 0.5 * (1 + np.cos(np.pi * 0.44 / 0.94)),
+               0.5 * (1 + np.cos(np.pi * 0.69 / 0.94)), 0.0],
     "linear": [0.0, 0.5 / 0.94, 0.25 / 0.94, 0.0],
     "wsd": [0.0, 1.0, 1.0, 0.0],
     "constant": [0.0, 1.0, 1.0, 1.0],

@@ -315,3 +315,11 @@ def test_a_moved_workdir_resumes_with_its_own_tokenizer(tmp_path):
   assert f"error: {path}, the tokenizer this workdir was trained with, differs from " in proc.stderr
   assert (sorted(os.listdir(workdir)),
           open(os.path.join(workdir, "metrics.jsonl")).read()) == before
+
+
+def test_sources_as_a_list_or_a_comma_string_are_the_same_run():
+  saved = {"data": {"sources": ["embedded", "text:books"], "weights": [1, 2]}}
+  assert checkpoint.incompatible_keys(saved, {"data": {"sources": "embedded, text:books",
+                                                       "weights": "1,2.0"}}) == []
+  assert checkpoint.incompatible_keys(saved, {"data": {"sources": "embedded",
+                                                       "weights": "1,2"}}) == ["data.sources"]

@@ -1,5 +1,6 @@
 """Sources (text, jsonl, tfds, embedded), their mix, and the bad-input catalogue."""
 import gzip
+import lzma
 import json
 import os
 import re
@@ -42,6 +43,8 @@ def write_docs(path, docs, sep="\n\n"):
   data = sep.join(docs).encode()
   if str(path).endswith(".gz"):
     data = gzip.compress(data)
+  elif str(path).endswith(".xz"):
+    data = lzma.compress(data)
   path.write_bytes(data)
 
 
@@ -59,9 +62,10 @@ def test_text_source_blocks_gzip_and_directories(tmp_path):
   (tmp_path / "corpus" / "sub").mkdir(parents=True)
   write_docs(tmp_path / "corpus" / "a.txt", a, sep="\n  \n")  # a blank line may hold spaces
   write_docs(tmp_path / "corpus" / "sub" / "b.txt.gz", b, sep="\r\n\r\n")
+  write_docs(tmp_path / "corpus" / "sub" / "c.txt.xz", a[:2])
   (tmp_path / "corpus" / "notes.md").write_text("not a .txt file")
-  src = sources.parse(f"text:{tmp_path / 'corpus'}")  # a directory: every .txt / .txt.gz below
-  assert sorted(all_docs(src)) == sorted(a + b)
+  src = sources.parse(f"text:{tmp_path / 'corpus'}")  # a directory: every .txt(.gz, .xz) below
+  assert sorted(all_docs(src)) == sorted(a + b + a[:2])
   glob_src = sources.parse(f"text:{tmp_path}/corpus/*.txt")
   assert sorted(all_docs(glob_src)) == sorted(a)
   # Split by a hash of the text: stable, and both splits together hold every document once.
@@ -75,6 +79,9 @@ def test_jsonl_source_field_and_gzip(tmp_path):
     f.write("\n".join(json.dumps(r) for r in rows) + "\n\n")  # a blank line is skipped
   src = sources.parse(f"jsonl:{tmp_path}/*.jsonl.gz:body")
   assert sorted(all_docs(src)) == sorted(r["body"] for r in rows)
+  with lzma.open(tmp_path / "z.jsonl.xz", "wt") as f:
+    f.write(json.dumps(rows[0]) + "\n")
+  assert all_docs(sources.parse(f"jsonl:{tmp_path}/z.jsonl.xz:body")) == [rows[0]["body"]]
   default_field = tmp_path / "y.jsonl"
   default_field.write_text(json.dumps({"text": "Only one."}) + "\n")
   assert all_docs(sources.parse(f"jsonl:{default_field}")) == ["Only one."]

@@ -1,8 +1,8 @@
 """Where documents come from: `data.sources` specs, their readers, fingerprints and the mix.
 
   embedded                   the corpus shipped in the package (corpus.py)
-  text:GLOB                  .txt / .txt.gz files; one document per blank-line-separated block
-  jsonl:GLOB[:FIELD]         .jsonl / .jsonl.gz files; one document per line, in FIELD ("text")
+  text:GLOB                  .txt (.gz, .xz) files; one document per blank-line-separated block
+  jsonl:GLOB[:FIELD]         .jsonl (.gz, .xz) files; one document per line, in FIELD ("text")
   tfds:NAME[/CONFIG][:SPLIT] a TFDS dataset prepared as array_record, read without TensorFlow
 
 A GLOB that names a directory means every file with a matching extension below it. Each source
@@ -18,6 +18,7 @@ import codecs
 import dataclasses
 import glob as glob_lib
 import gzip
+import lzma
 import hashlib
 import itertools
 import json
@@ -33,7 +34,7 @@ from . import corpus
 
 MAX_DOC_CHARS = 1 << 20  # longer documents are cut into pieces of at most this many characters
 CHUNK_BYTES = 1 << 20  # read size for text files
-EXTENSIONS = {"text": (".txt", ".txt.gz"), "jsonl": (".jsonl", ".jsonl.gz")}
+EXTENSIONS = {"text": (".txt", ".txt.gz", ".txt.xz"), "jsonl": (".jsonl", ".jsonl.gz", ".jsonl.xz")}
 _BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
 _VERSION = re.compile(r"\d+\.\d+\.\d+")
 
@@ -126,7 +127,9 @@ def _file_fingerprint(files: list[str]) -> str:
 
 
 def _open(path: str):
-  return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+  if path.endswith(".gz"):
+    return gzip.open(path, "rb")
+  return lzma.open(path, "rb") if path.endswith(".xz") else open(path, "rb")
 
 
 def _chunks(path: str) -> Iterator[bytes]:
@@ -134,7 +137,7 @@ def _chunks(path: str) -> Iterator[bytes]:
     with _open(path) as f:
       while chunk := f.read(CHUNK_BYTES):
         yield chunk
-  except (OSError, EOFError) as e:  # a truncated or corrupt .gz
+  except (OSError, EOFError, lzma.LZMAError) as e:  # a truncated or corrupt .gz or .xz
     raise ConfigError(f"{path}: cannot be read ({e}); fix or remove the file") from None
 
 
