@@ -331,7 +331,7 @@ def import_workdir(directory: str, workdir: str, config) -> str:
   config.data.seq_len = min(config.data.seq_len, m.max_len)
   dtype = config.model.dtype  # kept as given ("auto"): the run that trains it may have a GPU
   config = config_lib.resolve(config)
-  model, tx, init = state.build(config)
+  _, tx, init = state.build(config)
   config.model.dtype = dtype
   expected = jax.eval_shape(init, state.init_key(config)).params
   got = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, np.float32), imported.params)

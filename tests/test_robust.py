@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_py
-from jaxbert import checkpoint, data, metrics, state, train
+from jaxbert import checkpoint, metrics, state, train
 
 sys.path.insert(0, ROOT)
 from configs import tiny  # noqa: E402
