@@ -216,6 +216,10 @@ def test_import_mode_makes_a_workdir_to_evaluate_finetune_and_train(hf_dir, tmp_
   run_py(f"--workdir={workdir}")  # pretrains further from step 0, with the workdir's config.json
   lines = [line for line in open(os.path.join(workdir, "metrics.jsonl")) if '"train"' in line]
   assert len(lines) == 3  # tiny.py's 3 steps
+  assert os.path.exists(os.path.join(workdir, "report.md"))
+  out = str(tmp_path / "exported")  # step 0 goes out as it came in
+  run_py("--mode=export", f"--workdir={workdir}", "--step=0", f"--out={out}")
+  jax.tree.map(np.testing.assert_array_equal, hf.load(out).params, hf.load(path).params)
 
   before = sorted(os.listdir(workdir))
   again = run_py("--mode=import", f"--hf={path}", f"--workdir={workdir}", check=False)
