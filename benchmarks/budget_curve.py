@@ -61,7 +61,7 @@ def _one(minutes: float, workdir: str, baselines: bool) -> dict:
     with open(path) as f:
       done = json.load(f)
   if not (done and done["checkpoint_step"] == last["step"]
-          and done["config"]["baselines"] == baselines):
+          and done["config"].get("baselines", True) == baselines):
     _run("--mode=finetune", f"--workdir={workdir}", f"--config={config_file}", *_overrides(),
          f"--config.finetune.baselines={baselines}")
     with open(path) as f:

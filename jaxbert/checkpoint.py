@@ -114,7 +114,7 @@ def token_store(config, workdir: str):
   training a tokenizer is not bit-reproducible. A new workdir gets the store of its settings,
   which trains its tokenizer. check_tokenizer refuses any mismatch that remains.
   """
-  from jaxbert import data  # here: readers of checkpoints alone need no data pipeline
+  from jaxbert import data  # here: NLTK and the pipeline load only when a store is read
 
   own = os.path.join(workdir, "tokenizer.json")
   vocab = config.model.vocab_size

@@ -284,7 +284,7 @@ def table(rows: list[dict], percent: bool = False) -> str:
     seeds = r.get(key + "_seeds") or []
     spread = f" ({fmt(min(seeds))}–{fmt(max(seeds))})" if len(seeds) > 1 else ""
     return fmt(r[key]) + spread
-  models = [m for m in MODELS if all(m in r for r in rows)]  # finetune.baselines=False: one
+  models = _present(rows)
   lines = ["| task | metric | " + " | ".join(HEADERS[m] for m in models) + " |",
            "| --- | --- | " + " | ".join("---:" for _ in models) + " |"]
   lines += [f"| {r['task']} | {r['metric']} | " + " | ".join(cell(r, m) for m in models) + " |"
@@ -301,7 +301,12 @@ def glue_average(rows: list[dict]) -> dict:
   """
   chosen = [r for r in rows if r["in_average"]]
   return {m: float(np.mean([r[m] for r in chosen])) if chosen else float("nan")
-          for m in MODELS if all(m in r for r in rows)}
+          for m in _present(rows)}
+
+
+def _present(rows: list[dict]) -> list[str]:
+  """The MODELS every row scores (the pretrained one alone under finetune.baselines=False)."""
+  return [m for m in MODELS if all(m in r for r in rows)]
 
 
 def _settings(task_cfg) -> ml_collections.ConfigDict:

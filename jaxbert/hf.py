@@ -37,7 +37,7 @@ import numpy as np
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 from jaxbert.config import ConfigError
-from jaxbert.model import ModelConfig
+from jaxbert.model import ModelConfig, count_params
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # jaxbert ids 0-4, in this order
 CRAMMED_TYPE = "jaxbert-crammed"
@@ -360,7 +360,7 @@ def import_workdir(directory: str, workdir: str, config) -> str:
     os.rename(tmp, workdir)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
-  n = sum(a.size for a in jax.tree.leaves(params))
+  n = count_params(params)
   return (f"imported {directory} ({m.arch} arch, {m.num_layers} layers, width {m.hidden_size}, "
           f"{n / 1e6:.1f}M params, vocabulary {m.vocab_size}) into {workdir} as checkpoint step 0")
 
