@@ -27,7 +27,8 @@ from jaxbert import config as config_lib
 IDENTITY_KEYS = (
     "model.arch", "model.vocab_size", "model.num_layers", "model.hidden_size", "model.num_heads",
     "model.ffn_size", "model.max_len",
-    "data.sources", "data.weights", "data.seq_len", "data.lowercase", "data.remove_stopwords",
+    "data.sources", "data.weights", "data.seq_len", "data.lowercase", "data.split_sentences",
+    "data.remove_stopwords",
     "data.remove_punctuation", "data.max_token_char_ratio", "data.min_chars", "data.dedup",
     "data.max_documents", "data.skip_bad_records", "data.tokenizer_sample_mb", "data.order",
 )

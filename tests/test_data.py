@@ -1,4 +1,5 @@
 import collections
+import functools
 import itertools
 import json
 import os
@@ -77,16 +78,24 @@ def test_punkt_matches_source_package(cache):
 def test_clean(cache):
   text.ensure_punkt(str(cache))
   s = "Mr. Smith went\tto  Washington.\r\n He arrived at 5 p.m. today; it\u2019s \ufb01ne!"
-  assert text.clean(s) == ("Mr. Smith went to Washington.\n"
+  assert text.clean(s) == ("Mr. Smith went to Washington. "
                            "He arrived at 5 p.m. today; it\u2019s fine!")
-  assert text.clean("A heading\n\nThe text. More text.") == "A heading\nThe text.\nMore text."
-  no_stop = text.clean(s, remove_stopwords=True)
+  clean = functools.partial(text.clean, split_sentences=True)
+  assert clean(s) == ("Mr. Smith went to Washington.\n"
+                      "He arrived at 5 p.m. today; it\u2019s fine!")
+  assert clean("A heading\n\nThe text. More text.") == "A heading\nThe text.\nMore text."
+  assert text.clean("A heading\n\nThe text. More text.") == "A heading\nThe text. More text."
+  no_stop = clean(s, remove_stopwords=True)
   assert no_stop == "Mr. Smith went Washington.\narrived 5 p.m. today; fine!"
-  no_punct = text.clean(s, remove_punctuation=True)
+  assert text.clean(s, remove_stopwords=True) == no_stop.replace("\n", " ")
+  no_punct = clean(s, remove_punctuation=True)
   assert no_punct == "Mr Smith went to Washington\nHe arrived at 5 pm today its fine"
-  both = text.clean(s, remove_stopwords=True, remove_punctuation=True)
+  both = clean(s, remove_stopwords=True, remove_punctuation=True)
   assert both == "Mr Smith went Washington\narrived 5 pm today fine"
-  assert text.clean(" \n\n ") == ""
+  assert text.clean(" \n\n ") == clean(" \n\n ") == ""
+  # Its only whitespace is single spaces and newlines, whatever came in (the encoder relies on it).
+  odd = "a\x1cb\u2028c\u00a0d\u3000e\x0bf \u0085 g\ufeffh"
+  assert set(text.clean(odd)) - set("abcdefgh\ufeff") <= {" ", "\n"}
 
 
 # --- tokenizer --------------------------------------------------------------
@@ -103,6 +112,54 @@ def test_tokenizer_special_ids(tmp_path):
   enc = tok.encode("The Whale, \u00e9t\u00e9!", add_special_tokens=False)
   assert tok.decode(enc.ids) == "the whale, ete!"  # lowercased, accents stripped
   assert tok.encode("\u4e2d", add_special_tokens=False).ids == [UNK_ID]
+
+
+ODD_TEXTS = [
+    "Caf\u00e9 na\u00efve R\u00e9sum\u00e9, \u00c5ngstr\u00f6m", "\u4e2d\u6587\u5b57 mixed\u4e2d\u6587 x",
+    "\U0001F642\U0001F44D ok", "[MASK] x[MASK]y [SEP]z [CLS]", "\u039f\u0394\u039f\u03a3 \u0130stanbul",
+    "a\u200bb e\u0301 \u0301x \ufeffy", "a" * 70 + " " + "b" * 150 + " short", "3.14159,2 (x)-y",
+    "http://example.com/a_b-c?d=e&f=g#h", "don't p.m. U.S.A. \u2014 \u201cquoted\u201d", "",
+]
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "cased", "bytelevel"])
+def test_encoder_gives_the_tokenizers_ids(kind, monkeypatch):
+  # The fast path encodes each distinct whitespace chunk once; it must give exactly the
+  # tokenizer's ids, cache misses, hits, long chunks and a full cache included. A byte-level
+  # BPE (its tokens carry the space) takes the direct path, with the same result.
+  from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+  docs = [text.clean(d) for d in itertools.islice(corpus.documents("train"), 8)]
+  docs += [text.clean(t) for t in ODD_TEXTS]
+  if kind == "bytelevel":
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.train_from_iterator(docs, trainers.BpeTrainer(vocab_size=600, show_progress=False))
+  else:
+    tok = tokenizer.train(docs, 1000, lowercase=kind == "wordpiece")
+  enc = tokenizer.Encoder(tok, np.uint16)
+  assert (enc.cache is None) == (kind == "bytelevel")
+  want = [e.ids for e in tok.encode_batch(docs, add_special_tokens=False)]
+  monkeypatch.setattr(tokenizer.Encoder, "CACHE_CHUNKS", 3000)  # fills up and is cleared
+  for half in (docs[::2], docs[1::2], docs):  # cold, then partly warm, then warm
+    got = enc(half)
+    assert all(g.dtype == np.uint16 for g in got)
+    assert [g.tolist() for g in got] == [want[docs.index(d)] for d in half]
+  if enc.cache is not None:  # the whole set overflowed the cache: cleared, then refilled
+    distinct = {c for d in docs for c in d.split() if len(c) <= enc.CACHED_CHUNK_CHARS}
+    assert len(distinct) > 3000 and set(enc.cache) == distinct
+
+
+def test_sentence_lines_change_no_row(small, cache):
+  # split_sentences only turns spaces into newlines, which WordPiece reads alike: the same rows.
+  # (Both encode with one given tokenizer: WordPiece training numbers tied pieces in no fixed
+  # order, so two trained ones may differ.)
+  tok = small.tokenizer_path
+  plain = prepare(small_config(cache, max_documents=8, tokenizer=tok), SMALL_VOCAB)
+  lines = prepare(small_config(cache, max_documents=8, tokenizer=tok, split_sentences=True),
+                  SMALL_VOCAB)
+  assert plain.path != lines.path
+  for sp in ("train", "heldout"):
+    np.testing.assert_array_equal(np.asarray(getattr(plain, sp)), np.asarray(getattr(lines, sp)))
 
 
 # --- token store ------------------------------------------------------------
@@ -169,6 +226,7 @@ def test_cache_reuse_and_keys(small, cache):
   base = key(small_config(cache))
   assert base == os.path.basename(small.path)
   for change in [dict(seq_len=64), dict(lowercase=False), dict(remove_stopwords=True),
+                 dict(split_sentences=True),
                  dict(remove_punctuation=True), dict(max_token_char_ratio=0.3),
                  dict(max_documents=5), dict(min_chars=10), dict(dedup=True),
                  dict(sources="embedded,embedded"), dict(weights="2"),

@@ -67,6 +67,15 @@ def test_shuffle_is_a_permutation_per_epoch_and_repeatable(sharded):
   assert targets(first[:n]) != targets(first[n:])  # masks differ between epochs
 
 
+def test_batches_straddling_epochs_keep_each_epoch_a_permutation(sharded):
+  rows = sharded.train
+  n = len(rows)
+  assert n % 7
+  stream = originals(batches(rows, 2 * n // 7 + 1, batch_size=7))
+  assert sorted(stream[:n]) == sorted(stream[n:2 * n]) == sorted(map(tuple, np.asarray(rows)))
+  assert stream[:n] != stream[n:2 * n]
+
+
 def test_curriculum_order_by_dots_descending(sharded):
   rows = sharded.train
   dot = sharded.tokenizer().token_to_id(".")

@@ -1,6 +1,6 @@
 import numpy as np
 
-from jaxbert import masking
+from jaxbert import counters, masking
 
 SPECIALS = (0, 1, 2, 3, 4)
 MASK_ID, VOCAB = 4, 1000
@@ -73,3 +73,47 @@ def test_short_of_ordinary_tokens_pads_with_zero_weight():
   # zero-weight picks leave their (special) tokens untouched
   np.testing.assert_array_equal(np.delete(out["inputs"], [10, 11, 12]),
                                 np.delete(row, [10, 11, 12]))
+
+
+def test_a_batch_masks_as_its_rows_do():
+  rng = np.random.default_rng(3)
+  rows = np.stack([_row(rng) for _ in range(16)])
+  rows[5, 40:] = 0  # a padded row: fewer ordinary tokens than picks elsewhere
+  index = rng.integers(0, 10**9, 16)
+  batch = masking.mask_rows(rows, 9, index, count=32, mask_id=MASK_ID, vocab_size=VOCAB,
+                            special_ids=SPECIALS)
+  for j in range(16):
+    one = _mask(rows[j], seed=9, index=index[j])
+    for k in one:
+      np.testing.assert_array_equal(batch[k][j], one[k], err_msg=k)
+
+
+def test_positions_are_uniform():
+  # Every ordinary position equally likely: counts over 3,000 rows against a binomial spread.
+  row = _row(np.random.default_rng(4))
+  ordinary = np.flatnonzero(~np.isin(row, SPECIALS))
+  n = 3000
+  out = masking.mask_rows(np.tile(row, (n, 1)), 0, np.arange(n), count=32, mask_id=MASK_ID,
+                          vocab_size=VOCAB, special_ids=SPECIALS)
+  counts = np.bincount(out["positions"].ravel(), minlength=128)
+  p = 32 / len(ordinary)
+  expected, sd = n * p, np.sqrt(n * p * (1 - p))
+  assert counts[np.isin(np.arange(128), ordinary, invert=True)].sum() == 0
+  assert np.abs(counts[ordinary] - expected).max() < 4.5 * sd
+  # Random replacements cover the ordinary vocabulary evenly too.
+  new = out["inputs"][np.arange(n)[:, None], out["positions"]]
+  drawn = new[(new != MASK_ID) & (new != out["targets"])]
+  hist = np.bincount(drawn, minlength=VOCAB)[5:]
+  chi2, df = ((hist - hist.mean()) ** 2 / hist.mean()).sum(), len(hist) - 1
+  assert abs(chi2 - df) < 6 * np.sqrt(2 * df)  # a chi-square's mean and spread
+
+
+def test_permutations_are_bijections_and_differ_by_key():
+  for n in (1, 2, 3, 7, 64, 65, 1000, 4097):
+    orders = [counters.permute(counters.key(5, epoch), np.arange(n), n) for epoch in range(3)]
+    for o in orders:
+      assert sorted(o.tolist()) == list(range(n))
+    if n >= 64:
+      assert (orders[0] != orders[1]).mean() > 0.9 and (orders[1] != orders[2]).mean() > 0.9
+      # no trace of the identity: position and place are uncorrelated
+      assert abs(np.corrcoef(orders[0], np.arange(n))[0, 1]) < 0.2

@@ -54,7 +54,8 @@ POOL_AFTER_CHARS = 4 << 20  # worker processes start only for corpora larger tha
 HEADER_BYTES = 128  # fixed .npy header size, so a shard's row count is written at the end
 
 # The data fields a store depends on (and cache_dir, where it lives); defaults in config.py.
-FIELDS = ("sources", "weights", "seq_len", "lowercase", "remove_stopwords", "remove_punctuation",
+FIELDS = ("sources", "weights", "seq_len", "lowercase", "split_sentences", "remove_stopwords",
+          "remove_punctuation",
           "max_token_char_ratio", "min_chars", "dedup", "max_documents", "skip_bad_records",
           "tokenizer_sample_mb", "tokenizer", "tfds_data_dir", "workers", "cache_dir")
 
@@ -91,6 +92,18 @@ class Rows:
       raise IndexError(f"row {i} of {len(self)}")
     s = int(np.searchsorted(self.offsets, i, side="right")) - 1
     return self.shards[s][i - self.offsets[s]]
+
+  def take(self, indices) -> np.ndarray:
+    """[len(indices), seq_len] rows at `indices` (non-negative), read shard by shard."""
+    indices = np.asarray(indices, np.int64).reshape(-1)
+    if len(indices) and not (0 <= indices.min() and indices.max() < len(self)):
+      raise IndexError(f"rows {indices.min()}..{indices.max()} of {len(self)}")
+    out = np.empty((len(indices), self.shape[1]), self.dtype)
+    shard = np.searchsorted(self.offsets, indices, side="right") - 1
+    for s in np.unique(shard):
+      here = shard == s
+      out[here] = self.shards[s][indices[here] - self.offsets[s]]
+    return out
 
   def _empty(self):
     return np.zeros((0, self.shape[1]), self.dtype)
@@ -156,7 +169,7 @@ def settings(data_cfg, vocab_size: int) -> dict:
       "format_version": FORMAT_VERSION,
       "sources": [{"spec": s.spec, "fingerprint": s.fingerprint(), "weight": w}
                   for s, w in zip(_sources(c), c["weights"])],
-      "preprocess": {k: c[k] for k in ("remove_stopwords", "remove_punctuation",
+      "preprocess": {k: c[k] for k in ("split_sentences", "remove_stopwords", "remove_punctuation",
                                        "max_token_char_ratio", "min_chars", "dedup",
                                        "max_documents", "skip_bad_records")},
       "tokenizer": _tokenizer_settings(c, vocab_size),
@@ -287,18 +300,18 @@ def _init_cleaner(cache: str) -> None:
   text.ensure_punkt(cache)
 
 
-def _clean_batch(docs: list[str], remove_stopwords: bool, remove_punctuation: bool) -> list[str]:
-  return [text.clean(d, remove_stopwords=remove_stopwords, remove_punctuation=remove_punctuation)
-          for d in docs]
+def _clean_batch(docs: list[str], options: dict) -> list[str]:
+  return [text.clean(d, **options) for d in docs]
 
 
 def _init_encoder(tokenizer_path: str) -> None:
-  _worker["tokenizer"] = tokenizer_lib.load(tokenizer_path)
+  _worker["tokenizer"], _worker["encoder"] = tokenizer_lib.load(tokenizer_path), None
 
 
 def _encode_batch(docs: list[str], dtype: str) -> list[np.ndarray]:
-  tok = _worker["tokenizer"]
-  return [np.asarray(e.ids, dtype) for e in tok.encode_batch_fast(docs, add_special_tokens=False)]
+  if _worker.get("encoder") is None or _worker["encoder"].dtype != dtype:
+    _worker["encoder"] = tokenizer_lib.Encoder(_worker["tokenizer"], dtype)  # keeps its cache
+  return _worker["encoder"](docs)
 
 
 class _Workers:
@@ -493,8 +506,8 @@ def _build(out: str, s: dict, c: dict, cache: str) -> None:
   # Cleaned once to disk: tokenizer training and encoding both read the text, and cleaning is
   # the slow part at scale. Train first, so a duplicate of a train document leaves held-out.
   seen = _SeenHashes() if c["dedup"] else None
-  cleaner = _Workers(c["workers"], _clean_batch, (c["remove_stopwords"], c["remove_punctuation"]),
-                     _init_cleaner, (cache,))
+  options = {k: c[k] for k in ("split_sentences", "remove_stopwords", "remove_punctuation")}
+  cleaner = _Workers(c["workers"], _clean_batch, (options,), _init_cleaner, (cache,))
   try:
     for sp in SPLITS:
       _clean_split(c, srcs, sp, clean_path(sp), counts[sp], stats, seen, cleaner)

@@ -105,23 +105,27 @@ def _drop_stopwords(sentence: str) -> str:
   return " ".join(map(keep, sentence.split()))
 
 
-def clean(doc: str, *, remove_stopwords: bool = False, remove_punctuation: bool = False) -> str:
-  """NFKC, whitespace clean-up and one sentence per line.
+def clean(doc: str, *, split_sentences: bool = False, remove_stopwords: bool = False,
+          remove_punctuation: bool = False) -> str:
+  """NFKC and whitespace clean-up: one paragraph (blank-line separated) per line, or with
+  `split_sentences` one sentence per line (NLTK punkt).
 
-  Sentences go on separate lines: it costs nothing downstream (the BERT
-  pre-tokenizer treats every whitespace alike) and keeps the boundaries for
-  anyone reading the text or wanting sentence-level tasks later. Paragraphs
-  (blank-line separated) are split first so a heading without a full stop
-  is not glued to the sentence after it. Both removal options are off by
-  default because MLM learns from exactly those tokens; they exist so their
-  cost can be measured.
+  The output's only whitespace is single spaces and newlines. Sentence lines
+  change no token for the BERT pre-tokenizer, which treats every whitespace
+  alike, and punkt (pure Python) is the slowest step of a build, so it is
+  off by default; it is there for tokenizers that keep newlines and for
+  anyone reading the text. Paragraphs are split first so a heading without a
+  full stop is not glued to the sentence after it. Both removal options are
+  off by default because MLM learns from exactly those tokens; they exist so
+  their cost can be measured.
   """
-  _ready()
+  if split_sentences:
+    _ready()
   doc = unicodedata.normalize("NFKC", doc)
   out = []
   for para in _PARAGRAPH.split(doc):
     para = " ".join(para.split())
-    for s in nltk.sent_tokenize(para) if para else ():
+    for s in (nltk.sent_tokenize(para) if split_sentences else [para]) if para else ():
       if remove_stopwords:
         s = _drop_stopwords(s)
       if remove_punctuation:

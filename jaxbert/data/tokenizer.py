@@ -1,7 +1,9 @@
-"""WordPiece tokenizer (BERT style) trained with HF tokenizers."""
+"""WordPiece tokenizer (BERT style) trained with HF tokenizers, and a fast corpus encoder."""
+import itertools
 import os
 from typing import Iterable
 
+import numpy as np
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from jaxbert.config import ConfigError
@@ -60,3 +62,53 @@ def given(path: str, vocab_size: int) -> str:
     raise ConfigError(f"data.tokenizer={path!r}: {file} has {tok.get_vocab_size()} tokens, more "
                       f"than model.vocab_size={vocab_size}; raise model.vocab_size")
   return file
+
+
+class Encoder:
+  """Token ids of cleaned documents (text.clean's output), as numpy arrays, without specials.
+
+  For BERT-style tokenizers (BertNormalizer or none, then a whitespace-splitting pre-tokenizer)
+  every step works within whitespace-separated chunks: the normaliser maps characters one by one,
+  the pre-tokenizer splits at whitespace first and the model sees one pre-token at a time. A
+  document's ids are therefore the concatenation of its chunks' ids, and a corpus repeats the same
+  chunks endlessly, so each distinct chunk is encoded once (a batch of new ones at a time, by the
+  tokenizer itself) and looked up after that: about five times the tokenizer's own rate on one
+  core. Other tokenizers (byte-level BPE, say, whose tokens carry the space) are called directly.
+  The test suite checks both paths give the tokenizer's own ids.
+  """
+
+  CACHED_CHUNK_CHARS = 64  # longer chunks are rare; encoding them again is cheaper than storing
+  CACHE_CHUNKS = 1 << 19  # about 130 MB at most; cleared when full
+
+  def __init__(self, tok: Tokenizer, dtype=np.int32):
+    self.tok, self.dtype = tok, np.dtype(dtype)
+    self.cache: dict[str, list[int]] | None = {} if _chunk_local(tok) else None
+
+  def __call__(self, docs: list[str]) -> list[np.ndarray]:
+    if self.cache is None:
+      return [np.asarray(e.ids, self.dtype)
+              for e in self.tok.encode_batch_fast(docs, add_special_tokens=False)]
+    chunks = [d.split() for d in docs]
+    cache = self.cache
+    new = {c for cs in chunks for c in cs if c not in cache}
+    if len(cache) + len(new) > self.CACHE_CHUNKS:
+      cache.clear()
+      new = {c for cs in chunks for c in cs}
+    new = list(new)
+    for c, e in zip(new, self.tok.encode_batch_fast(new, add_special_tokens=False)):
+      cache[c] = e.ids
+    get = cache.__getitem__
+    out = [np.fromiter(itertools.chain.from_iterable(map(get, cs)), self.dtype) for cs in chunks]
+    for c in new:
+      if len(c) > self.CACHED_CHUNK_CHARS:
+        del cache[c]
+    return out
+
+
+def _chunk_local(tok: Tokenizer) -> bool:
+  """Whether encoding is the concatenation of encoding each whitespace-separated chunk."""
+  return (isinstance(tok.normalizer, (type(None), normalizers.BertNormalizer))
+          and isinstance(tok.pre_tokenizer, (pre_tokenizers.BertPreTokenizer,
+                                             pre_tokenizers.WhitespaceSplit,
+                                             pre_tokenizers.Whitespace))
+          and tok.truncation is None and tok.padding is None)
