@@ -115,8 +115,9 @@ def test_tokenizer_special_ids(tmp_path):
 
 
 ODD_TEXTS = [
-    "Caf\u00e9 na\u00efve R\u00e9sum\u00e9, \u00c5ngstr\u00f6m", "\u4e2d\u6587\u5b57 mixed\u4e2d\u6587 x",
-    "\U0001F642\U0001F44D ok", "[MASK] x[MASK]y [SEP]z [CLS]", "\u039f\u0394\u039f\u03a3 \u0130stanbul",
+    "Caf\u00e9 na\u00efve R\u00e9sum\u00e9, \u00c5ngstr\u00f6m",
+    "\u4e2d\u6587\u5b57 mixed\u4e2d\u6587 x", "\U0001F642\U0001F44D ok",
+    "[MASK] x[MASK]y [SEP]z [CLS]", "\u039f\u0394\u039f\u03a3 \u0130stanbul",
     "a\u200bb e\u0301 \u0301x \ufeffy", "a" * 70 + " " + "b" * 150 + " short", "3.14159,2 (x)-y",
     "http://example.com/a_b-c?d=e&f=g#h", "don't p.m. U.S.A. \u2014 \u201cquoted\u201d", "",
 ]
