@@ -114,15 +114,18 @@ class Attention(nn.Module):
   config: ModelConfig
 
   @nn.compact
-  def __call__(self, x, mask):
+  def __call__(self, x, mask, queries=None):
+    """x [B, L, H] gives keys and values; `queries` [B, P, H] (default x) the rows to output."""
     c = self.config
-    B, L, H = x.shape
+    queries = x if queries is None else queries
+    H = x.shape[-1]
+    split = lambda t: t.reshape(*t.shape[:2], c.num_heads, H // c.num_heads)
     # Separate q/k/v kernels map one-to-one onto HF BERT checkpoints.
-    q, k, v = (_dense(c, H, n)(x).reshape(B, L, c.num_heads, H // c.num_heads)
-               for n in ("query", "key", "value"))
+    q = split(_dense(c, H, "query")(queries))
+    k, v = (split(_dense(c, H, n)(x)) for n in ("key", "value"))
     y = jax.nn.dot_product_attention(q, k, v, mask=mask,
                                      implementation=ATTENTION[c.attention])
-    return _dense(c, H, "output")(y.reshape(B, L, H))
+    return _dense(c, H, "output")(y.reshape(*queries.shape[:2], H))
 
 
 class FeedForward(nn.Module):
@@ -144,18 +147,28 @@ class Block(nn.Module):
   config: ModelConfig
 
   @nn.compact
-  def __call__(self, x, mask, deterministic):
+  def __call__(self, x, mask, deterministic, positions=None):
+    """[B, L, H] -> [B, L, H], or only the rows at `positions` [B, P] -> [B, P, H]."""
     c = self.config
     attn, ffn = Attention(c, name="attention"), FeedForward(c, name="ffn")
     norm1, norm2 = _norm(c, "attention_norm"), _norm(c, "ffn_norm")
     # Attention-probability dropout is not offered by the fused attention kernels,
     # so dropout only acts on the residual branches.
     drop = nn.Dropout(c.dropout, deterministic=deterministic)
+    rows = (lambda t: t) if positions is None else (lambda t: _gather(t, positions))
+    if mask is not None and positions is not None:
+      mask = mask[:, :, :positions.shape[1]]  # keys only: every query row is the same
     if c.arch == "crammed":  # pre-LN: what lets cramming use its high peak learning rate
-      x = x + drop(attn(norm1(x), mask))
+      h = norm1(x)
+      x = rows(x) + drop(attn(h, mask, rows(h)))
       return x + drop(ffn(norm2(x)))
-    x = norm1(x + drop(attn(x, mask)))
+    x = norm1(rows(x) + drop(attn(x, mask, rows(x))))
     return norm2(x + drop(ffn(x)))
+
+
+def _gather(x, positions):
+  """x [B, L, H] at positions [B, P] -> [B, P, H]."""
+  return jnp.take_along_axis(x, positions[..., None], axis=1)
 
 
 class Encoder(nn.Module):
@@ -168,7 +181,13 @@ class Encoder(nn.Module):
     # Pre-LN leaves the residual stream unnormalised; original post-LN needs no final norm.
     self.final_norm = _norm(c, None) if c.arch == "crammed" else None
 
-  def __call__(self, tokens, *, attention_mask=None, deterministic=True):
+  def __call__(self, tokens, *, positions=None, attention_mask=None, deterministic=True):
+    """Hidden states [B, L, H]; with `positions` [B, P], only those rows, [B, P, H].
+
+    Only the last layer's outputs are read at `positions`, so it runs its queries, attention,
+    output projection and FFN on those rows alone (keys and values still on all): the same
+    numbers as gathering them from the full output, for a fraction of the last layer's work.
+    """
     # Mask keys only: padded queries produce junk rows that no real position reads.
     # Full [B, 1, L, L] because the cudnn backend rejects a mask broadcast over queries.
     mask = None
@@ -176,8 +195,10 @@ class Encoder(nn.Module):
       B, L = tokens.shape
       mask = jnp.broadcast_to(attention_mask.astype(bool)[:, None, None, :], (B, 1, L, L))
     x = self.embeddings(tokens, deterministic)
-    for layer in self.layers:
-      x = layer(x, mask, deterministic)
+    for i, layer in enumerate(self.layers):
+      x = layer(x, mask, deterministic, positions if i == len(self.layers) - 1 else None)
+    if positions is not None and not self.layers:
+      x = _gather(x, positions)
     return x if self.final_norm is None else self.final_norm(x)
 
   def attend(self, x):
@@ -196,9 +217,9 @@ class MaskedLM(nn.Module):
       self.decoder_bias = self.param("decoder_bias", nn.initializers.zeros, (c.vocab_size,))
 
   def __call__(self, tokens, positions=None, *, attention_mask=None, deterministic=True):
-    x = self.encoder(tokens, attention_mask=attention_mask, deterministic=deterministic)
-    if positions is not None:  # sparse head: only gathered rows pay for the vocab matmul
-      x = jnp.take_along_axis(x, positions[..., None], axis=1)
+    # Sparse head: only the predicted rows pay for the vocab matmul (and for the last layer).
+    x = self.encoder(tokens, positions=positions, attention_mask=attention_mask,
+                     deterministic=deterministic)
     if self.config.arch == "crammed":
       return self.encoder.attend(x)
     return self.encoder.attend(self.transform_norm(_gelu(self.transform(x)))) + self.decoder_bias
@@ -212,16 +233,20 @@ def count_params(params) -> int:
 def flops_per_token(cfg: ModelConfig, num_predicted_per_row: int) -> float:
   """Training (forward + backward) FLOPs per input token, Kaplan-style.
 
-    6 * N_matmul                  encoder weight matmuls,
-                                  N_matmul = layers * (4H^2 + H*F_in + F_out*H); crammed:
-                                  F_in = ffn_size, F_out = ffn_size / 2; original: both ffn_size
-    + 6 * 2 * L * H * layers      attention scores QK^T and weighted sum PV, 2*L*H each forward
+    6 * N_matmul                  encoder weight matmuls: per layer 4H^2 + H*F_in + F_out*H
+                                  (crammed: F_in = ffn_size, F_out = ffn_size / 2; original:
+                                  both ffn_size), except that the last layer runs keys and
+                                  values (2H^2) on all L positions and the rest on K of them
+    + 6 * 2 * L * H * (layers-1)  attention scores QK^T and weighted sum PV, 2*L*H each forward
+    + 6 * 2 * K * H               the last layer's attention, K queries only
     + 6 * (H*V [+ H^2]) * K / L   decoder (and original's transform) on K of L positions only
     Embedding gathers, norms, softmax and elementwise ops are ignored (<1%).
     """
   H, L, K, V = cfg.hidden_size, cfg.max_len, num_predicted_per_row, cfg.vocab_size
   f_out = cfg.ffn_size // 2 if cfg.arch == "crammed" else cfg.ffn_size
-  n_matmul = cfg.num_layers * (4 * H * H + H * cfg.ffn_size + f_out * H)
-  attention = 6 * 2 * L * H * cfg.num_layers
+  per_layer = 4 * H * H + H * cfg.ffn_size + f_out * H
+  last = 2 * H * H + (per_layer - 2 * H * H) * K / L if cfg.num_layers else 0
+  n_matmul = max(cfg.num_layers - 1, 0) * per_layer + last
+  attention = 6 * 2 * H * (L * max(cfg.num_layers - 1, 0) + (K if cfg.num_layers else 0))
   head = 6 * (H * V + (H * H if cfg.arch == "original" else 0)) * K / L
   return float(6 * n_matmul + attention + head)
