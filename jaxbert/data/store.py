@@ -13,9 +13,10 @@ The key hashes everything that determines the bytes, so equal settings reuse the
 change builds a new one. The build runs in a temporary directory beside the store and is renamed
 into place at the end; temporary directories of builds whose process has died are removed.
 
-Stages, each streaming: sources -> clean (NLTK, in worker processes) and filter by length and
-duplicates -> clean-*.jsonl on disk -> tokenizer trained on the first tokenizer_sample_mb of it
--> encode in batches (the tokenizer's own threads) -> ratio filter -> pack -> shards.
+Stages, each streaming: sources -> clean (text.clean, in worker processes) and filter by length
+and duplicates -> clean-*.jsonl on disk -> tokenizer trained on the first tokenizer_sample_mb of
+it -> encode in batches (tokenizer.Encoder, in the worker processes) -> ratio filter -> pack ->
+shards.
 """
 import collections
 import concurrent.futures
@@ -318,8 +319,8 @@ class _Workers:
   """Runs fn(batch, *args) over batches, results in order: inline at first, then (past
   POOL_AFTER_CHARS, with more than one worker) in spawned processes with a bounded number of
   batches in flight, so memory does not grow with the corpus. Spawned, not forked: the parent
-  may already run JAX threads. Processes rather than the tokenizer's own threads, because the
-  NLTK clean-up is Python and encode_batch did not scale past one core here (BENCHMARKS.md)."""
+  may already run JAX threads. Processes rather than threads, because the clean-up and the
+  encoder's chunk lookups are Python, which holds the GIL."""
 
   def __init__(self, workers: int, fn, args: tuple, init, initargs: tuple):
     self.workers = workers or os.cpu_count() or 1
