@@ -150,14 +150,24 @@ def test_encoder_gives_the_tokenizers_ids(kind, monkeypatch):
     assert len(distinct) > 3000 and set(enc.cache) == distinct
 
 
-def test_sentence_lines_change_no_row(small, cache):
+def test_sentence_lines_change_no_row(small, cache, monkeypatch):
   # split_sentences only turns spaces into newlines, which WordPiece reads alike: the same rows.
   # (Both encode with one given tokenizer: WordPiece training numbers tied pieces in no fixed
   # order, so two trained ones may differ.)
+  calls = collections.Counter()
+  punkt = nltk.sent_tokenize
+
+  def counted(*a, **k):  # these small builds clean in this process
+    calls["punkt"] += 1
+    return punkt(*a, **k)
+
+  monkeypatch.setattr(nltk, "sent_tokenize", counted)
   tok = small.tokenizer_path
   plain = prepare(small_config(cache, max_documents=8, tokenizer=tok), SMALL_VOCAB)
+  assert calls["punkt"] == 0  # off by default
   lines = prepare(small_config(cache, max_documents=8, tokenizer=tok, split_sentences=True),
                   SMALL_VOCAB)
+  assert calls["punkt"] > 0  # the option reaches the clean-up
   assert plain.path != lines.path
   for sp in ("train", "heldout"):
     np.testing.assert_array_equal(np.asarray(getattr(plain, sp)), np.asarray(getattr(lines, sp)))

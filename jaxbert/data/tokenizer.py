@@ -78,7 +78,7 @@ class Encoder:
   """
 
   CACHED_CHUNK_CHARS = 64  # longer chunks are rare; encoding them again is cheaper than storing
-  CACHE_CHUNKS = 1 << 19  # about 130 MB at most; cleared when full
+  CACHE_CHUNKS = 1 << 19  # bounds the cache's memory (BENCHMARKS.md: peak RSS); cleared when full
 
   def __init__(self, tok: Tokenizer, dtype=np.int32):
     self.tok, self.dtype = tok, np.dtype(dtype)
