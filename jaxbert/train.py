@@ -6,6 +6,7 @@ learning rate and the batch ramp read t and nothing else, so a resumed run picks
 restored clock.
 """
 
+import collections
 import contextlib
 import math
 import os
@@ -158,6 +159,14 @@ def _duration(seconds: float) -> str:
          f"{seconds // 60}m{seconds % 60:02d}s"
 
 
+# Steps dispatched but not finished. JAX returns from a step at once and queues it; left alone the
+# host runs dozens of steps ahead (about 35 on the CPU), so its clock, which sets the schedule, the
+# budget's end and when a stop signal is heeded, would be that many steps ahead of the device's
+# work. Waiting for the step before last keeps one queued behind the running one: the device never
+# idles, and a stop takes effect within two steps.
+STEPS_IN_FLIGHT = 2
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains until the budget or step limit, checkpointing on the way; returns held-out metrics."""
   config = config_lib.resolve(config)
@@ -202,6 +211,7 @@ def _finite(metrics) -> bool:
 
 
 def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
+  events.load()  # off the clock, like preparing data: it is import time, not training
   clock = time.monotonic()  # compiling to choose the micro-batch counts against the budget
   # One process of a multi-process run writes the workdir's files; all of them save checkpoints
   # (orbax coordinates them) and all take every decision together (parallel.agree).
@@ -304,6 +314,7 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
   # the batch size, saves and the end fall on the same step everywhere.
   spent, stopping = parallel.agree(elapsed(), stop.signum is not None)
   last_save = spent
+  in_flight = collections.deque()  # a small output of each dispatched step, oldest first
   with stop, bar, tensorboard:
     while not done(step, spent) and not stopping:
       t = progress_at(step, spent)
@@ -311,6 +322,9 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
       batches = draw(n, tokens)
       backup = jax.tree.map(jnp.copy, state) if step < careful_until else None
       state, metrics = train_step(state, batches, np.float32(t))
+      in_flight.append(metrics["loss"])
+      if len(in_flight) > STEPS_IN_FLIGHT:
+        jax.block_until_ready(in_flight.popleft())
       faults.maybe_kill("step", step + 1)
       tokens += n * micro_tokens
       if backup is not None and not _finite(jax.device_get(metrics)):

@@ -9,9 +9,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope="session", autouse=True)
 def cache_dir(tmp_path_factory):
-  """One token-store cache for the whole session (subprocesses inherit it), never ~/.cache."""
+  """One cache for the whole session (subprocesses inherit it), never ~/.cache: token stores, and
+  compiled programs, which run.py keeps there and which tests calling jaxbert directly share."""
+  from jaxbert import compile_cache
+
   path = str(tmp_path_factory.mktemp("cache"))
   os.environ["JAXBERT_CACHE"] = path
+  compile_cache.enable()
   return path
 
 

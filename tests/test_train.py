@@ -8,6 +8,7 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -237,3 +238,53 @@ def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes(tmp_path):
   out = run_py(*args).stdout
   assert f"resuming {workdir} at step {stopped}" in out
   assert [r["step"] for r in _train_records(workdir)] == list(range(1, 401))
+
+
+def _slow_step(model, tx, config, shardings=None):
+  """A train step of fixed device time (about 0.1 s on one core) that compiles in a blink and
+  leaves the state as it is: the loop's timing is what is under test, not the update."""
+  def step(state, batches, t):
+    x = jax.lax.fori_loop(0, 30, lambda i, x: jnp.tanh(x @ x) * 0.5, jnp.full((512, 512), t))
+    value = jnp.mean(x)
+    names = ("loss", "accuracy", "lr", "grad_norm", "update_norm", "param_norm")
+    return state.replace(step=state.step + 1), {name: value for name in names}
+  return jax.jit(step, donate_argnums=(0,))
+
+
+def test_budget_ends_the_run_within_a_few_steps_of_its_time(tmp_path, monkeypatch):
+  # JAX returns from a step at once and queues it. A loop that let the host run ahead (about 35
+  # steps on the CPU) would see the budget run out that many steps before the device did.
+  monkeypatch.setattr(train, "make_train_step", _slow_step)
+  fn, state = _slow_step(None, None, None), train.TrainState(jnp.zeros((), jnp.int32), {}, ())
+  state, metrics = fn(state, None, np.float32(0.5))  # compiles; the step donates its state
+  jax.block_until_ready(metrics)
+  times = []
+  for _ in range(5):
+    start = time.perf_counter()
+    state, metrics = fn(state, None, np.float32(0.5))
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - start)
+  per_step = float(np.median(times))
+
+  config = tiny.get_config()
+  config.budget_hours = 8 / 3600  # initialising takes about 4 s of it
+  t = config.train
+  t.max_steps, t.micro_batch, t.batch_size, t.ramp_until, t.log_every = 0, 4, 4, 0.0, 10**6
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(config, workdir)
+  (last,) = _train_records(workdir)  # logged once, at the last step, after syncing with it
+  print(f"{last['step']} steps in {last['elapsed_s']:.2f} s; {per_step * 1e3:.0f} ms per step")
+  assert last["step"] >= 10  # enough steps that the host could have run ahead
+  assert 8 <= last["elapsed_s"] < 8 + 10 * per_step
+
+
+def test_a_rerun_reads_its_compiled_steps_from_the_cache(tmp_path):
+  cache = tmp_path / "cache"
+  env = {"JAXBERT_CACHE": str(cache)}
+  args = ["--config=configs/tiny.py", f"--workdir={tmp_path / 'run'}"]
+  run_py(*args, env=env)
+  assert any(n.startswith("jit_step-") for n in os.listdir(cache / "xla"))
+  # JAX says at debug level where each program came from.
+  proc = run_py(*args, "--config.train.max_steps=4",
+                env={**env, "JAX_DEBUG_LOG_MODULES": "jax._src.compiler"})
+  assert "Persistent compilation cache hit for 'jit_step'" in proc.stderr
