@@ -7,7 +7,6 @@ instead of compiling them again. JAX keys every entry by the program, the compil
 jax version and the device, so an entry is only ever used for the program it was made from.
 """
 
-import importlib.util
 import os
 
 MAX_BYTES = 4 * 2**30  # least recently used entries go first beyond this
@@ -21,11 +20,11 @@ def enable(cache_root: str = "") -> str:
   stores' root)."""
   import jax
 
+  from jaxbert.data.text import resolve_cache
+
   path = os.environ.get("JAX_COMPILATION_CACHE_DIR")
   if not path:
-    root = cache_root or os.environ.get("JAXBERT_CACHE") or os.path.join("~", ".cache", "jaxbert")
-    path = os.path.join(os.path.abspath(os.path.expanduser(root)), "xla")
+    path = os.path.join(resolve_cache(cache_root), "xla")
     jax.config.update("jax_compilation_cache_dir", path)
-  if importlib.util.find_spec("filelock") is not None:  # JAX's size limit locks with it
-    jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
+  jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)  # needs filelock, a dependency
   return path

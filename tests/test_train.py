@@ -241,7 +241,7 @@ def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes(tmp_path):
 
 
 def _slow_step(model, tx, config, shardings=None):
-  """A train step of fixed device time (about 0.1 s on one core) that compiles in a blink and
+  """A train step of fixed device time (about 0.15 s on one core) that compiles in a blink and
   leaves the state as it is: the loop's timing is what is under test, not the update."""
   def step(state, batches, t):
     x = jax.lax.fori_loop(0, 30, lambda i, x: jnp.tanh(x @ x) * 0.5, jnp.full((512, 512), t))
