@@ -7,14 +7,13 @@ the 10% left unchanged by copying them.
 """
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxbert import checkpoint
 from jaxbert import state as state_lib
 from jaxbert import metrics as metrics_log
 from jaxbert.data import loader, tokenizer
+from jaxbert.loss import cross_entropy
 
 
 def unigram_log_probs(counts: np.ndarray) -> np.ndarray:
@@ -37,8 +36,7 @@ def mlm(model, params, store, config) -> dict:
   @jax.jit
   def predict(params, batch):
     logits = model.apply({"params": params}, batch["inputs"], batch["positions"])
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
-    return ce, jnp.argmax(logits, -1)
+    return cross_entropy(logits, batch["targets"])
 
   log_p = unigram_log_probs(store.unigram)
   guess = int(np.argmax(log_p))
@@ -51,14 +49,14 @@ def mlm(model, params, store, config) -> dict:
     # Pad the last batch to the common size (weight 0) so predict compiles once.
     padded = {k: np.concatenate([v, np.zeros((size - real,) + v.shape[1:], v.dtype)])
               for k, v in batch.items()}
-    ce, pred = jax.device_get(predict(params, padded))
-    ce, pred = ce[:real], pred[:real]
+    ce, hit = jax.device_get(predict(params, padded))
+    ce, hit = ce[:real], hit[:real]
     w, targets = batch["weights"], batch["targets"]
     replaced = w * (np.take_along_axis(batch["inputs"], batch["positions"], 1) != targets)
     sums["loss"] += float((ce * w).sum())
-    sums["hits"] += float(((pred == targets) * w).sum())
+    sums["hits"] += float((hit * w).sum())
     sums["weight"] += float(w.sum())
-    sums["replaced_hits"] += float(((pred == targets) * replaced).sum())
+    sums["replaced_hits"] += float((hit * replaced).sum())
     sums["replaced"] += float(replaced.sum())
     sums["unigram_loss"] += float((-log_p[targets] * w).sum())
     sums["unigram_hits"] += float(((targets == guess) * w).sum())

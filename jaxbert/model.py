@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxbert import matmul
+
 ARCHS = ("crammed", "original")
 ATTENTION = {"auto": None, "xla": "xla", "cudnn": "cudnn"}
 
@@ -57,7 +59,7 @@ class ModelConfig:
 
 def _dense(c, features, name):
   return nn.Dense(features, use_bias=c.arch == "original", dtype=jnp.dtype(c.dtype),
-                  param_dtype=jnp.float32,
+                  param_dtype=jnp.float32, dot_general=matmul.dot_general,
                   kernel_init=nn.initializers.normal(c.init_std), name=name)
 
 
@@ -107,7 +109,7 @@ class Embeddings(nn.Module):
   def attend(self, x):
     # Tied decoder; float32 accumulation *and* output so logits are never rounded to bf16.
     w = self.word.embedding.astype(jnp.dtype(self.config.dtype))
-    return jnp.dot(x.astype(w.dtype), w.T, preferred_element_type=jnp.float32)
+    return matmul.logits(x.astype(w.dtype), w)
 
 
 class Attention(nn.Module):

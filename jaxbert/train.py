@@ -26,6 +26,7 @@ from jaxbert import (checkpoint, evaluate, events, faults, masking, microbatch, 
 from jaxbert import config as config_lib
 from jaxbert import metrics as metrics_log
 from jaxbert.data import loader
+from jaxbert.loss import cross_entropy
 from jaxbert.model import count_params, flops_per_token
 from jaxbert.state import TrainState, build, init_key
 
@@ -95,9 +96,8 @@ def mlm_loss(model, params, batch, rng, deterministic):
   logits = model.apply({"params": params}, batch["inputs"], batch["positions"],
                        deterministic=deterministic, rngs={"dropout": rng})
   w = batch["weights"]
-  ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
-  hits = (jnp.argmax(logits, -1) == batch["targets"]) * w
-  return jnp.sum(ce * w), (jnp.sum(w), jnp.sum(hits))
+  ce, hit = cross_entropy(logits, batch["targets"])
+  return jnp.sum(ce * w), (jnp.sum(w), jnp.sum(hit * w))
 
 
 def make_train_step(model, tx, config, shardings=None):

@@ -1,0 +1,64 @@
+"""Matrix products whose weight gradient XLA's CPU backend computes at its fast matmul's speed.
+
+The weight gradient of y = x @ k is x.T @ g: a product contracting the first axis of both
+operands. XLA's CPU backend sends a matmul to its fast library (YNNPACK) only when the left
+operand contracts its last axis; this one falls back to a generic loop nest, and for the tied
+MLM head (g is [rows, vocab]) it first copies all of g into the transposed layout. Here the
+backward materialises x.T (small: [hidden, rows]) and multiplies it by g as they lie, behind
+optimisation barriers so that XLA's simplifier does not fold the transpose back. BENCHMARKS.md
+has the measured effect.
+
+GPUs multiply transposed operands natively, so there, and in bfloat16, these are the plain
+products.
+"""
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+
+def _fast_path(*arrays) -> bool:
+  return jax.default_backend() == "cpu" and all(a.dtype == jnp.float32 for a in arrays)
+
+
+def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None,
+                **kwargs):
+  """lax.dot_general for flax's Dense (`nn.Dense(dot_general=...)`): lhs [..., in] @ rhs [in, out].
+
+  `precision` does not apply on the CPU fast path: float32 products there are full precision.
+  Other keywords (a newer flax may pass more) go to lax.dot_general, off the fast path if set.
+  """
+  (lhs_contract, rhs_contract), batch = dimension_numbers
+  dense = (tuple(lhs_contract) == (lhs.ndim - 1,) and tuple(rhs_contract) == (0,)
+           and tuple(map(tuple, batch)) == ((), ()) and rhs.ndim == 2)
+  plain = any(v is not None for v in kwargs.values())
+  if plain or not (dense and _fast_path(lhs, rhs) and preferred_element_type in (None, jnp.float32)):
+    return lax.dot_general(lhs, rhs, dimension_numbers, precision=precision,
+                           preferred_element_type=preferred_element_type, **kwargs)
+  y = _product(lhs.reshape(-1, lhs.shape[-1]), rhs)
+  return y.reshape(*lhs.shape[:-1], rhs.shape[1])
+
+
+def logits(x, w):
+  """x [..., H] @ w [V, H].T -> [..., V] float32: the tied decoder's product."""
+  if not _fast_path(x, w):
+    return jnp.dot(x, w.T, preferred_element_type=jnp.float32)
+  return _product(x.reshape(-1, x.shape[-1]), w.T).reshape(*x.shape[:-1], w.shape[0])
+
+
+@jax.custom_vjp
+def _product(x, k):
+  """x [n, in] @ k [in, out]."""
+  return jnp.dot(x, k)
+
+
+def _forward(x, k):
+  return jnp.dot(x, k), (x, k)
+
+
+def _backward(residuals, g):
+  x, k = residuals
+  barrier = lax.optimization_barrier
+  return jnp.dot(g, k.T), barrier(jnp.dot(barrier(x.T), g))
+
+
+_product.defvjp(_forward, _backward)
