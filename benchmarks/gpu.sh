@@ -131,6 +131,16 @@ if [[ "${COMPARE_HF:-0}" == 1 ]]; then
     --config.model.max_len=128 --config.data.seq_len=128 --config.model.vocab_size=32768 \
     --config.train.micro_batch=32 --config.train.batch_size=32 --compare=hf
 fi
+# The MLM head alone at the day shape's micro-batch (512 rows of 32 predictions): jaxbert's loss
+# against optax's cross-entropy with argmax (on a GPU both use the plain products). Its own JSON.
+head_args=(--rows=16384 --hidden=768 --vocab=32768)
+[[ "$DRY_RUN" == 1 ]] && head_args=(--rows=64 --hidden=768 --vocab=32768 --steps=1 --repeats=1)
+echo "== head: benchmarks/head.py ${head_args[*]}" >&2
+if "$PYTHON" benchmarks/head.py "${head_args[@]}" > "$OUT/head.jsonl"; then
+  cat "$OUT/head.jsonl" >&2
+else
+  echo "== head: failed, skipped" >&2
+fi
 
 # 3. One table.
 "$PYTHON" - "$OUT" "$PEAK_TFLOPS" <<'EOF'
