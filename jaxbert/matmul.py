@@ -4,13 +4,16 @@ The weight gradient of y = x @ k is x.T @ g: a product contracting the first axi
 operands. XLA's CPU backend sends a matmul to its fast library (YNNPACK) only when the left
 operand contracts its last axis; this one falls back to a generic loop nest, and for the tied
 MLM head (g is [rows, vocab]) it first copies all of g into the transposed layout. Here the
-backward materialises x.T (small: [hidden, rows]) and multiplies it by g as they lie, behind
-optimisation barriers so that XLA's simplifier does not fold the transpose back. BENCHMARKS.md
-has the measured effect.
+backward materialises the narrower of x.T and g.T and multiplies it by the other as they lie,
+behind optimisation barriers so that XLA's simplifier does not fold the transpose back: for the
+head, x.T ([hidden, rows]) instead of g.T ([vocab, rows]). BENCHMARKS.md has the measured effect.
 
 GPUs multiply transposed operands natively, so there, and in bfloat16, these are the plain
 products.
 """
+import functools
+import math
+
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -34,31 +37,40 @@ def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_t
   if plain or not (dense and _fast_path(lhs, rhs) and preferred_element_type in (None, jnp.float32)):
     return lax.dot_general(lhs, rhs, dimension_numbers, precision=precision,
                            preferred_element_type=preferred_element_type, **kwargs)
-  y = _product(lhs.reshape(-1, lhs.shape[-1]), rhs)
+  # Transpose the narrower side: x [n, in] when in <= out, else g [n, out].
+  y = _product(lhs.reshape(-1, lhs.shape[-1]), rhs, rhs.shape[0] <= rhs.shape[1])
   return y.reshape(*lhs.shape[:-1], rhs.shape[1])
 
 
 def logits(x, w):
   """x [..., H] @ w [V, H].T -> [..., V] float32: the tied decoder's product."""
-  if not _fast_path(x, w):
+  rows = math.prod(x.shape[:-1])
+  # With no more rows than H, XLA's own choice (copy g to [V, rows], then the fast product) moves
+  # less memory than transposing x and then the [H, V] result back.
+  if not _fast_path(x, w) or rows <= x.shape[-1]:
     return jnp.dot(x, w.T, preferred_element_type=jnp.float32)
-  return _product(x.reshape(-1, x.shape[-1]), w.T).reshape(*x.shape[:-1], w.shape[0])
+  return _product(x.reshape(rows, x.shape[-1]), w.T, True).reshape(*x.shape[:-1], w.shape[0])
 
 
-@jax.custom_vjp
-def _product(x, k):
-  """x [n, in] @ k [in, out]."""
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _product(x, k, transpose_x):
+  """x [n, in] @ k [in, out]; the backward transposes x if `transpose_x`, else g."""
   return jnp.dot(x, k)
 
 
-def _forward(x, k):
+def _forward(x, k, transpose_x):
+  del transpose_x
   return jnp.dot(x, k), (x, k)
 
 
-def _backward(residuals, g):
+def _backward(transpose_x, residuals, g):
   x, k = residuals
   barrier = lax.optimization_barrier
-  return jnp.dot(g, k.T), barrier(jnp.dot(barrier(x.T), g))
+  if transpose_x:
+    k_grad = barrier(jnp.dot(barrier(x.T), g))  # [in, n] @ [n, out]
+  else:
+    k_grad = barrier(jnp.dot(barrier(g.T), x)).T  # ([out, n] @ [n, in]).T, a small copy
+  return jnp.dot(g, k.T), k_grad
 
 
 _product.defvjp(_forward, _backward)

@@ -2,6 +2,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxbert import matmul
 
@@ -16,8 +17,9 @@ def _grads(f, *args):
   return jax.jit(jax.grad(lambda *a: jnp.sum(f(*a) * g), argnums=tuple(range(len(args)))))(*args)
 
 
-def test_dense_product_and_gradients_match_the_plain_product():
-  x, k = _arrays(0, (3, 7, 16), (16, 24))
+@pytest.mark.parametrize("k_shape", [(16, 24), (24, 16)])  # x or g transposed in the backward
+def test_dense_product_and_gradients_match_the_plain_product(k_shape):
+  x, k = _arrays(0, (3, 7, k_shape[0]), k_shape)
   dims = (((2,), (0,)), ((), ()))
   ours = lambda x, k: matmul.dot_general(x, k, dims)
   plain = lambda x, k: jax.lax.dot_general(x, k, dims)
@@ -26,8 +28,9 @@ def test_dense_product_and_gradients_match_the_plain_product():
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
-def test_tied_logits_and_gradients_match_the_plain_product():
-  x, w = _arrays(1, (2, 5, 16), (40, 16))
+@pytest.mark.parametrize("rows", [10, 40])  # fewer rows than H take XLA's own path
+def test_tied_logits_and_gradients_match_the_plain_product(rows):
+  x, w = _arrays(1, (2, rows // 2, 16), (40, 16))
   plain = lambda x, w: jnp.dot(x, w.T, preferred_element_type=jnp.float32)
   assert matmul.logits(x, w).dtype == jnp.float32
   np.testing.assert_allclose(matmul.logits(x, w), plain(x, w), rtol=1e-6, atol=1e-6)
@@ -44,6 +47,14 @@ def test_flax_dense_takes_the_cpu_path_in_float32_only():
     return str(jaxpr).count("optimization_barrier")
   assert barriers(jnp.float32) > 0  # the custom backward, on this CPU
   assert barriers(jnp.bfloat16) == 0  # plain lax.dot_general
+
+
+def test_tied_logits_take_the_cpu_path_only_with_more_rows_than_width():
+  def barriers(rows):
+    x, w = _arrays(3, (rows, 16), (40, 16))
+    return str(jax.make_jaxpr(jax.grad(lambda x: matmul.logits(x, w).sum()))(x)).count(
+        "optimization_barrier")
+  assert barriers(40) > 0 and barriers(16) == 0
 
 
 def test_other_contractions_fall_through_to_lax():
