@@ -6,7 +6,8 @@ cross-entropy plus `argmax` for the hits, it compiles on XLA's CPU backend to fi
 the argmax as one variadic reduce (slow), the exp-sum, a scatter of the label's gradient that
 first copies the whole array, then the softmax gradient. Here the forward reads the logits
 twice (the max, then exp and sum fused) and takes the hit from the max it already has; the
-backward is one fused pass, softmax minus one-hot. `benchmarks/head.py` times it against the plain form.
+backward is one fused pass, softmax minus one-hot. `benchmarks/head.py` times it against the
+plain form.
 """
 import jax
 import jax.numpy as jnp
@@ -40,10 +41,7 @@ def _backward(residuals, cotangents):
   g = cotangents[0][..., None]
   vocab = jax.lax.broadcasted_iota(targets.dtype, exp.shape, exp.ndim - 1)
   one_hot = (vocab == targets[..., None]).astype(exp.dtype)
-  grad = g * (exp / total - one_hot)
-  # Materialise it once: both matmuls of the head's backward read it, and XLA would otherwise
-  # recompute it inside each consumer, one of them a transposing copy.
-  return jax.lax.optimization_barrier(grad), None  # None: integer targets have no gradient
+  return g * (exp / total - one_hot), None  # None: integer targets have no gradient
 
 
 cross_entropy.defvjp(_forward, _backward)

@@ -33,8 +33,9 @@ def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_t
   (lhs_contract, rhs_contract), batch = dimension_numbers
   dense = (tuple(lhs_contract) == (lhs.ndim - 1,) and tuple(rhs_contract) == (0,)
            and tuple(map(tuple, batch)) == ((), ()) and rhs.ndim == 2)
-  plain = any(v is not None for v in kwargs.values())
-  if plain or not (dense and _fast_path(lhs, rhs) and preferred_element_type in (None, jnp.float32)):
+  fast = (dense and _fast_path(lhs, rhs) and preferred_element_type in (None, jnp.float32)
+          and all(v is None for v in kwargs.values()))
+  if not fast:
     return lax.dot_general(lhs, rhs, dimension_numbers, precision=precision,
                            preferred_element_type=preferred_element_type, **kwargs)
   # Transpose the narrower side: x [n, in] when in <= out, else g [n, out].
