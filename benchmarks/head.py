@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import optax
 from absl import app, flags
 
+from jaxbert import loss, matmul
+
 flags.DEFINE_integer("rows", 1024, "predicted positions per call")
 flags.DEFINE_integer("hidden", 256, "hidden size")
 flags.DEFINE_integer("vocab", 32768, "vocabulary size")
@@ -35,7 +37,6 @@ def _plain(x, w, targets):
 
 
 def _jaxbert(x, w, targets):
-  from jaxbert import loss, matmul
   ce, hit = loss.cross_entropy(matmul.logits(x, w), targets)
   return ce.sum(), hit.sum()
 
