@@ -75,8 +75,10 @@ def main(argv):
     # the failure itself in one line (see checkpoint.SaveFailed). --verbosity=0 shows them.
     logging.get_absl_logger().addFilter(
         lambda r: not (r.levelno >= std_logging.ERROR and f"{os.sep}orbax{os.sep}" in r.pathname))
-  from jaxbert import compile_cache
+  from jaxbert import allocator, compile_cache
 
+  if FLAGS.mode == "train":  # before jax starts its backend; see allocator for why train only
+    allocator.keep_freed_memory()
   compile_cache.enable(FLAGS.config.data.cache_dir if FLAGS.config is not None else "")
   if FLAGS.coordinator is not None:
     import jax

@@ -20,13 +20,14 @@ import jax.numpy as jnp
 import optax
 from absl import app, flags
 
-from jaxbert import loss, matmul
+from jaxbert import allocator, loss, matmul
 
 flags.DEFINE_integer("rows", 1024, "predicted positions per call")
 flags.DEFINE_integer("hidden", 256, "hidden size")
 flags.DEFINE_integer("vocab", 32768, "vocabulary size")
 flags.DEFINE_integer("steps", 3, "calls per repeat")
 flags.DEFINE_integer("repeats", 7, "repeats, alternating the two")
+flags.DEFINE_bool("keep_freed_memory", True, "tune malloc as run.py does (jaxbert.allocator)")
 FLAGS = flags.FLAGS
 
 
@@ -42,6 +43,7 @@ def _jaxbert(x, w, targets):
 
 
 def main(_):
+  kept = FLAGS.keep_freed_memory and allocator.keep_freed_memory()  # before jax's backend starts
   kx, kw, kt = jax.random.split(jax.random.key(0), 3)
   x = jax.random.normal(kx, (FLAGS.rows, FLAGS.hidden), jnp.float32)
   w = 0.02 * jax.random.normal(kw, (FLAGS.vocab, FLAGS.hidden), jnp.float32)
@@ -69,6 +71,7 @@ def main(_):
       "ms_repeats": {k: [1e3 * t for t in v] for k, v in times.items()},
       "speedup": medians["plain"] / medians["jaxbert"],
       "max_grad_difference": max_diff, "hits_equal": int(hits) == int(jhits),
+      "malloc_keeps_freed_memory": kept,
       "command": " ".join(sys.argv)}))
 
 

@@ -19,6 +19,10 @@ implementation; only when the config is crammed), transformers' FlaxBertForMaske
 same optax chain (optim.make: clipping, AdamW, decay mask), and transformers' PyTorch
 BertForMaskedLM with torch.optim.AdamW and the same clipping, decay mask and betas. Every one sees
 the same masked batches, dropout off, float32 (or the config's dtype for the JAX ones).
+
+On the CPU, malloc is tuned first as run.py tunes it (jaxbert/allocator.py: freed memory is kept
+for reuse, not unmapped and faulted in again every step). It is a setting of the process, so the
+Hugging Face systems run under it too; --nokeep_freed_memory times everything without it.
 """
 
 import importlib.util
@@ -41,6 +45,8 @@ flags.DEFINE_integer("repeats", 1, "repeats (each system once per repeat, altern
 flags.DEFINE_integer("accumulation", 1, "micro-batches per step")
 flags.DEFINE_enum("compare", "none", ["none", "hf"], "also time Hugging Face's BERT")
 flags.DEFINE_float("peak_tflops", 0.0, "the device's peak FLOP/s (TFLOP/s) for MFU; 0 = no MFU")
+flags.DEFINE_bool("keep_freed_memory", True, "tune malloc as run.py does (jaxbert.allocator); "
+                  "process-wide, so the Hugging Face systems run under it too")
 FLAGS = flags.FLAGS
 
 
@@ -207,8 +213,11 @@ def _time(systems, steps, repeats):
 
 
 def main(_):
+  from jaxbert import allocator
   from jaxbert import config as config_lib
   from jaxbert.data import loader
+
+  kept = FLAGS.keep_freed_memory and allocator.keep_freed_memory()  # before jax's backend starts
 
   os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the HF models are built from a config here
   os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -258,6 +267,7 @@ def main(_):
             "model": config.model.to_dict(), "micro_batch": c.micro_batch,
             "accumulation": FLAGS.accumulation, "seq_len": config.data.seq_len,
             "steps": FLAGS.steps, "repeats": FLAGS.repeats, "peak_tflops": FLAGS.peak_tflops,
+            "malloc_keeps_freed_memory": kept,
             # Whole process, every system included: device peak (GPU) and host resident set.
             "peak_device_memory_mb": (lambda b: None if b is None else b / 2**20)(
                 _peak_device_bytes()),
