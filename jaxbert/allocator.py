@@ -5,8 +5,8 @@ each output. glibc's malloc serves a block above 32 MB, and any block a worker t
 64 MB heap cannot hold, with mmap, and unmaps it on free; the next step's block is new memory
 whose every page the kernel faults in and zeroes again. The MLM head's logits alone are 128 MB
 at the Hugging Face comparison's shape. Kept for reuse instead, the quick config's step ran
-1.4-1.6x as many tokens/s on two cores, the comparison shape's 1.19x, and the process spent a
-quarter of the time in the kernel (BENCHMARKS.md, "malloc on the CPU").
+1.4-1.6x as many tokens/s on two cores and the comparison shape's 1.19x, and the process's
+time in the kernel fell to a quarter (BENCHMARKS.md, "malloc on the CPU").
 
 `keep_freed_memory` sets three of malloc's parameters (mallopt(3)): one arena for all threads,
 no mmap, and no returning of freed memory to the kernel. The process's resident memory then
