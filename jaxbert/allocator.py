@@ -15,8 +15,8 @@ step anyway. On an accelerator the host does little allocating and shares its co
 loading, where one arena could contend, so this is for CPU runs only.
 
 One arena has a cost: threads that allocate at once wait on its lock. XLA compiles with several
-threads, and on two cores the quick config's train step took 3.1-4.5 s to compile instead of
-2.5-2.9 s. A training run compiles a few programs, then repeats its step for the whole budget,
+threads, and on two cores the quick config's train step took 4.0-5.3 s to compile instead of
+3.2-3.8 s. A training run compiles a few programs, then repeats its step for the whole budget,
 so run.py tunes training runs (with the fine-tuning that follows in the same process). A
 fine-tuning command alone has small batches and nothing to gain: the quick config's table took
 215 and 185 s tuned against 179 and 180 s as it is, so it is left as it is.
