@@ -57,6 +57,8 @@ def keep_freed_memory() -> bool:
       or any(name in os.environ for name in _USER_SETTINGS)):
     return False
   libc = ctypes.CDLL(None)
-  # The trim threshold is an int: a free top of the heap above 2 GiB still goes back.
+  # A trim threshold of -1 turns trimming off (mallopt(3)); the largest int, 2**31 - 1, would
+  # still hand back a free top of the heap above 2 GiB: a process holding several compiled steps
+  # (the Hugging Face comparison) crossed that, and ran some of its models slowly in some runs.
   return all(libc.mallopt(param, value) == 1 for param, value in (
-      (_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1)))
+      (_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, -1)))

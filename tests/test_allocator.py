@@ -26,11 +26,21 @@ class Mallinfo2(ctypes.Structure):
 
 libc = ctypes.CDLL(None)
 libc.mallinfo2.restype = Mallinfo2
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
 applied = allocator.keep_freed_memory()
 import jax.numpy as jnp
 x = jnp.ones((32 << 20,), jnp.float32)
 y = (x * 2).block_until_ready()
-print(json.dumps({"applied": applied, "mmapped": libc.mallinfo2().hblkhd}))
+mmapped = libc.mallinfo2().hblkhd
+# Then 3 GiB in ten blocks, never written (no memory used), freed: the free top of the heap is
+# above 2 GiB, which a trim threshold of INT_MAX would still hand back to the kernel.
+blocks = [libc.malloc(300 << 20) for _ in range(10)]
+held = libc.mallinfo2().arena
+for b in reversed(blocks):
+  libc.free(b)
+print(json.dumps({"applied": applied, "mmapped": mmapped, "heap_held": held,
+                  "heap_after_free": libc.mallinfo2().arena}))
 """
 
 
@@ -49,6 +59,8 @@ def test_large_cpu_buffers_come_from_the_heap():
   kept = _probe()
   assert kept["applied"]
   assert kept["mmapped"] < 32 << 20
+  assert kept["heap_held"] >= 3000 << 20  # the 300 MiB blocks too came from the heap...
+  assert kept["heap_after_free"] == kept["heap_held"]  # ...and stay there once freed
   # A user's own malloc setting wins: nothing is changed, and the arrays are mmapped as usual.
   usual = _probe(MALLOC_ARENA_MAX="8")
   assert not usual["applied"]
