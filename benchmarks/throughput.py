@@ -18,7 +18,8 @@ time: jaxbert's step (the config's arch), jaxbert's original arch (BERT's layout
 implementation; only when the config is crammed), transformers' FlaxBertForMaskedLM under the
 same optax chain (optim.make: clipping, AdamW, decay mask), and transformers' PyTorch
 BertForMaskedLM with torch.optim.AdamW and the same clipping, decay mask and betas. Every one sees
-the same masked batches, dropout off, float32 (or the config's dtype for the JAX ones).
+the same masked batches, dropout off, float32 (or the config's dtype for the JAX ones;
+--hf_dtypes times FlaxBertForMaskedLM in other dtypes too, each a system of its own).
 
 On the CPU, malloc is tuned first as run.py tunes it (jaxbert/allocator.py: freed memory is kept
 for reuse, not unmapped and faulted in again every step). It is a setting of the process, so the
@@ -44,6 +45,9 @@ flags.DEFINE_integer("steps", 10, "timed steps per repeat")
 flags.DEFINE_integer("repeats", 1, "repeats (each system once per repeat, alternating)")
 flags.DEFINE_integer("accumulation", 1, "micro-batches per step")
 flags.DEFINE_enum("compare", "none", ["none", "hf"], "also time Hugging Face's BERT")
+flags.DEFINE_list("hf_dtypes", [], "--compare=hf: the dtypes to time FlaxBertForMaskedLM in "
+                  "(default: the config's); e.g. float32,bfloat16 times both, named hf_flax for "
+                  "the config's dtype and hf_flax_<dtype> for another")
 flags.DEFINE_float("peak_tflops", 0.0, "the device's peak FLOP/s (TFLOP/s) for MFU; 0 = no MFU")
 flags.DEFINE_bool("keep_freed_memory", True, "tune malloc as run.py does (jaxbert.allocator); "
                   "process-wide, so the Hugging Face systems run under it too")
@@ -121,7 +125,7 @@ def _hf_flops(model_cfg, seq_len):
 class HFFlax:
   """transformers' FlaxBertForMaskedLM under jaxbert's optax chain, one jitted step."""
 
-  def __init__(self, config, model_cfg, batches):
+  def __init__(self, config, model_cfg, batches, dtype):
     import optax
     from transformers import FlaxBertForMaskedLM
     from jaxbert import optim
@@ -129,7 +133,7 @@ class HFFlax:
     if len(batches[0]["inputs"]) != 1:
       raise app.UsageError("--compare=hf times one micro-batch per step (--accumulation=1)")
     model = FlaxBertForMaskedLM(_hf_config(model_cfg), seed=config.seed,
-                                dtype=jnp.dtype(model_cfg.dtype))
+                                dtype=jnp.dtype(dtype))
     tx = optim.make(config.optim)
     lr = optim.learning_rate(config.optim, 0.5)
 
@@ -246,7 +250,11 @@ def main(_):
       original = config_lib.resolve(config)
       original.model.arch = "original"
       systems["jaxbert_original"] = Jaxbert(original, batches)
-    systems["hf_flax"] = HFFlax(config, model_cfg, batches)
+    for dtype in FLAGS.hf_dtypes or [model_cfg.dtype]:
+      if dtype not in ("float32", "bfloat16"):
+        raise app.UsageError(f"--hf_dtypes: {dtype!r} is not float32 or bfloat16")
+      name = "hf_flax" if dtype == model_cfg.dtype else f"hf_flax_{dtype}"
+      systems[name] = HFFlax(config, model_cfg, batches, dtype)
     if importlib.util.find_spec("torch") is not None:  # a GPU machine may have jax alone
       systems["hf_torch"] = HFTorch(config, model_cfg, batches)
   times = _time(systems, FLAGS.steps, FLAGS.repeats)
@@ -280,8 +288,8 @@ def main(_):
             results[other]["tokens_per_s"] for other in results if other != "jaxbert"}
   if "jaxbert_original" in results:
     ratios.update({f"jaxbert_original_over_{other}": results["jaxbert_original"]["tokens_per_s"] /
-                   results[other]["tokens_per_s"] for other in ("hf_flax", "hf_torch")
-                   if other in results})
+                   results[other]["tokens_per_s"] for other in results
+                   if other.startswith("hf_")})
   import transformers
   versions = {"jax": jax.__version__, "transformers": transformers.__version__}
   if "hf_torch" in systems:

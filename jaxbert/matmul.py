@@ -8,8 +8,10 @@ backward materialises the narrower of x.T and g.T and multiplies it by the other
 behind optimisation barriers so that XLA's simplifier does not fold the transpose back: for the
 head, x.T ([hidden, rows]) instead of g.T ([vocab, rows]). BENCHMARKS.md has the measured effect.
 
-GPUs multiply transposed operands natively, so there, and in bfloat16, these are the plain
-products.
+The same holds in bfloat16, where the products accumulate in float32 (the head's logits stay
+float32; a Dense output is rounded to bfloat16 once): on a CPU with native bfloat16 dot products
+(AVX-512 BF16) that is what makes bfloat16 compute faster than float32 rather than slower.
+GPUs multiply transposed operands natively, so there these are the plain products.
 """
 import functools
 import math
@@ -19,8 +21,13 @@ import jax.numpy as jnp
 from jax import lax
 
 
+_FAST_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16))
+
+
 def _fast_path(*arrays) -> bool:
-  return jax.default_backend() == "cpu" and all(a.dtype == jnp.float32 for a in arrays)
+  dtype = arrays[0].dtype
+  return (jax.default_backend() == "cpu" and dtype in _FAST_DTYPES
+          and all(a.dtype == dtype for a in arrays))
 
 
 def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None,
@@ -33,13 +40,13 @@ def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_t
   (lhs_contract, rhs_contract), batch = dimension_numbers
   dense = (tuple(lhs_contract) == (lhs.ndim - 1,) and tuple(rhs_contract) == (0,)
            and tuple(map(tuple, batch)) == ((), ()) and rhs.ndim == 2)
-  fast = (dense and _fast_path(lhs, rhs) and preferred_element_type in (None, jnp.float32)
+  fast = (dense and _fast_path(lhs, rhs) and preferred_element_type in (None, lhs.dtype)
           and all(v is None for v in kwargs.values()))
   if not fast:
     return lax.dot_general(lhs, rhs, dimension_numbers, precision=precision,
                            preferred_element_type=preferred_element_type, **kwargs)
   # Transpose the narrower side: x [n, in] when in <= out, else g [n, out].
-  y = _product(lhs.reshape(-1, lhs.shape[-1]), rhs, rhs.shape[0] <= rhs.shape[1])
+  y = _product(lhs.reshape(-1, lhs.shape[-1]), rhs, rhs.shape[0] <= rhs.shape[1], lhs.dtype)
   return y.reshape(*lhs.shape[:-1], rhs.shape[1])
 
 
@@ -50,28 +57,34 @@ def logits(x, w):
   # less memory than transposing x and then the [H, V] result back.
   if not _fast_path(x, w) or rows <= x.shape[-1]:
     return jnp.dot(x, w.T, preferred_element_type=jnp.float32)
-  return _product(x.reshape(rows, x.shape[-1]), w.T, True).reshape(*x.shape[:-1], w.shape[0])
+  y = _product(x.reshape(rows, x.shape[-1]), w.T, True, jnp.dtype(jnp.float32))
+  return y.reshape(*x.shape[:-1], w.shape[0])
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _product(x, k, transpose_x):
-  """x [n, in] @ k [in, out]; the backward transposes x if `transpose_x`, else g."""
-  return jnp.dot(x, k)
-
-
-def _forward(x, k, transpose_x):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _product(x, k, transpose_x, out):
+  """x [n, in] @ k [in, out], accumulated in float32, returned as `out`; the backward transposes
+  x if `transpose_x`, else g."""
   del transpose_x
-  return jnp.dot(x, k), (x, k)
+  return jnp.dot(x, k, preferred_element_type=jnp.float32).astype(out)
 
 
-def _backward(transpose_x, residuals, g):
+def _forward(x, k, transpose_x, out):
+  return _product(x, k, transpose_x, out), (x, k)
+
+
+def _backward(transpose_x, out, residuals, g):
+  del out
   x, k = residuals
+  g = g.astype(x.dtype)  # bfloat16 products take bfloat16 operands, as in mixed precision anywhere
+  f32 = jnp.float32
   barrier = lax.optimization_barrier
   if transpose_x:
-    k_grad = barrier(jnp.dot(barrier(x.T), g))  # [in, n] @ [n, out]
-  else:
-    k_grad = barrier(jnp.dot(barrier(g.T), x)).T  # ([out, n] @ [n, in]).T, a small copy
-  return jnp.dot(g, k.T), k_grad
+    k_grad = barrier(jnp.dot(barrier(x.T), g, preferred_element_type=f32))  # [in, n] @ [n, out]
+  else:  # ([out, n] @ [n, in]).T, a small copy
+    k_grad = barrier(jnp.dot(barrier(g.T), x, preferred_element_type=f32)).T
+  x_grad = jnp.dot(g, k.T, preferred_element_type=f32)
+  return x_grad.astype(x.dtype), k_grad.astype(k.dtype)
 
 
 _product.defvjp(_forward, _backward)

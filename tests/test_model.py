@@ -78,8 +78,8 @@ def test_sparse_head_matches_dense(arch):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=name)
 
 
-@pytest.mark.parametrize("dtype,fast", [("float32", True), ("bfloat16", False)])
-def test_cpu_float32_gradients_take_the_fast_matmul_path(dtype, fast):
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_cpu_gradients_take_the_fast_matmul_path(dtype):
   # Speed only (the numbers are the plain products', tests/test_matmul.py): this guards the wiring
   # of matmul.dot_general and matmul.logits into the model, which no numeric test would notice.
   cfg = tiny("crammed", dtype=dtype)
@@ -87,7 +87,7 @@ def test_cpu_float32_gradients_take_the_fast_matmul_path(dtype, fast):
   loss = lambda p: MaskedLM(cfg).apply({"params": p}, tokens(), positions()).sum()
   barriers = str(jax.make_jaxpr(jax.grad(loss))(params)).count("optimization_barrier")
   # Six Dense layers per block, and the head (10 predicted rows here, under its width of 32).
-  assert (barriers > 0) == fast
+  assert barriers > 0
 
 
 def test_crammed_structure():
