@@ -48,6 +48,8 @@ flags.DEFINE_enum("compare", "none", ["none", "hf"], "also time Hugging Face's B
 flags.DEFINE_list("hf_dtypes", [], "--compare=hf: the dtypes to time FlaxBertForMaskedLM in "
                   "(default: the config's); e.g. float32,bfloat16 times both, named hf_flax for "
                   "the config's dtype and hf_flax_<dtype> for another")
+flags.register_validator("hf_dtypes", lambda v: set(v) <= {"float32", "bfloat16"},
+                         "--hf_dtypes takes float32 and/or bfloat16")
 flags.DEFINE_float("peak_tflops", 0.0, "the device's peak FLOP/s (TFLOP/s) for MFU; 0 = no MFU")
 flags.DEFINE_bool("keep_freed_memory", True, "tune malloc as run.py does (jaxbert.allocator); "
                   "process-wide, so the Hugging Face systems run under it too")
@@ -251,8 +253,6 @@ def main(_):
       original.model.arch = "original"
       systems["jaxbert_original"] = Jaxbert(original, batches)
     for dtype in FLAGS.hf_dtypes or [model_cfg.dtype]:
-      if dtype not in ("float32", "bfloat16"):
-        raise app.UsageError(f"--hf_dtypes: {dtype!r} is not float32 or bfloat16")
       name = "hf_flax" if dtype == model_cfg.dtype else f"hf_flax_{dtype}"
       systems[name] = HFFlax(config, model_cfg, batches, dtype)
     if importlib.util.find_spec("torch") is not None:  # a GPU machine may have jax alone

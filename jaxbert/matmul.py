@@ -61,30 +61,33 @@ def logits(x, w):
   return y.reshape(*x.shape[:-1], w.shape[0])
 
 
+def _dot(a, b, out):
+  return jnp.dot(a, b, preferred_element_type=jnp.float32).astype(out)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _product(x, k, transpose_x, out):
   """x [n, in] @ k [in, out], accumulated in float32, returned as `out`; the backward transposes
   x if `transpose_x`, else g."""
   del transpose_x
-  return jnp.dot(x, k, preferred_element_type=jnp.float32).astype(out)
+  return _dot(x, k, out)
 
 
 def _forward(x, k, transpose_x, out):
-  return _product(x, k, transpose_x, out), (x, k)
+  del transpose_x
+  return _dot(x, k, out), (x, k)
 
 
 def _backward(transpose_x, out, residuals, g):
   del out
   x, k = residuals
   g = g.astype(x.dtype)  # bfloat16 products take bfloat16 operands, as in mixed precision anywhere
-  f32 = jnp.float32
   barrier = lax.optimization_barrier
   if transpose_x:
-    k_grad = barrier(jnp.dot(barrier(x.T), g, preferred_element_type=f32))  # [in, n] @ [n, out]
-  else:  # ([out, n] @ [n, in]).T, a small copy
-    k_grad = barrier(jnp.dot(barrier(g.T), x, preferred_element_type=f32)).T
-  x_grad = jnp.dot(g, k.T, preferred_element_type=f32)
-  return x_grad.astype(x.dtype), k_grad.astype(k.dtype)
+    k_grad = barrier(_dot(barrier(x.T), g, k.dtype))  # [in, n] @ [n, out]
+  else:
+    k_grad = barrier(_dot(barrier(g.T), x, k.dtype)).T  # ([out, n] @ [n, in]).T, a small copy
+  return _dot(g, k.T, x.dtype), k_grad
 
 
 _product.defvjp(_forward, _backward)
