@@ -15,6 +15,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import warnings
 
 import grain
 import ml_collections
@@ -214,10 +215,11 @@ def _reason(e: BaseException) -> str:
   return f"{type(e).__name__}: {lines[0][:300] if lines else ''}"
 
 
-def _quiet_failed_restores():
-  """A failed restore leaves orbax reads in flight: they fail as "unraisable" or "never retrieved",
-  or call back into its closed event loop, each printing a traceback, during the restore or after
-  it. The failure itself is reported; these are noise. Filters only those, once per process."""
+def _quiet_failed_io():
+  """A failed save or restore leaves orbax writes and reads in flight: they fail as "unraisable"
+  or "never retrieved", call back into its closed event loop, or are dropped unawaited at exit,
+  each printing a traceback or warning after the error that was reported, which should be the
+  last thing a user reads. Filters only those, once per process; jaxbert itself has no coroutines."""
   previous = sys.unraisablehook
   if getattr(previous, "jaxbert_filter", False):
     return
@@ -230,6 +232,7 @@ def _quiet_failed_restores():
 
   hook.jaxbert_filter = True
   sys.unraisablehook = hook
+  warnings.filterwarnings("ignore", r"coroutine '.*' was never awaited", RuntimeWarning)
   logging.getLogger("asyncio").addFilter(lambda record: not (
       "exception was never retrieved" in record.getMessage()
       and any(word in record.getMessage() for word in ("orbax", "OCDBT", "TensorStore"))))
@@ -266,6 +269,7 @@ class Checkpoints:
 
   def _save_failed(self, e: BaseException) -> SaveFailed:
     """Removes what the failed save of step `_pending` wrote; the error to raise."""
+    _quiet_failed_io()
     step, self._pending = self._pending, None
     for name in os.listdir(self.directory):
       if name.startswith(f"{step}.orbax-checkpoint-tmp"):
@@ -292,7 +296,7 @@ class Checkpoints:
   def restore_for_reading(self, step: int | None, abstract_state):
     """restore() for evaluation and fine-tuning: a step that fails is a DamagedCheckpoint naming
     it and the other steps; nothing is moved, since readers do not own the workdir."""
-    _quiet_failed_restores()
+    _quiet_failed_io()
     step = self.latest_step() if step is None else step
     try:
       return self.restore(step, abstract_state)
@@ -310,7 +314,7 @@ class Checkpoints:
     so that orbax no longer lists them. If no step restores, the cause may be ours (a changed
     optimizer, say) rather than the files: nothing is moved and DamagedCheckpoint says why.
     """
-    _quiet_failed_restores()
+    _quiet_failed_io()
     failures = []
     for step in sorted(self.steps(), reverse=True):
       try:
