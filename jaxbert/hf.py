@@ -76,7 +76,7 @@ def write_safetensors(path: str, tensors: dict[str, np.ndarray], metadata: dict 
   if metadata:
     header["__metadata__"] = {k: str(v) for k, v in metadata.items()}
   for name in sorted(tensors):
-    a = np.ascontiguousarray(tensors[name])
+    a = np.asarray(tensors[name], order="C")  # not ascontiguousarray: it makes a scalar 1-d
     header[name] = {"dtype": _NAMES[a.dtype], "shape": list(a.shape),
                     "data_offsets": [offset, offset + a.nbytes]}
     offset += a.nbytes

@@ -1,5 +1,6 @@
 """Hugging Face import and export: logits and token ids agree with transformers, offline."""
 
+import functools
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers is imported: nothing may go online
@@ -160,10 +161,18 @@ def test_crammed_export_round_trips_through_jaxbert(tmp_path):
   hf.export_params(config, params, tok, out)
   back = hf.load(out)
   assert back.config == config
-  jax.tree.map(np.testing.assert_array_equal, back.params, jax.tree.map(np.asarray, params))
+  same = functools.partial(np.testing.assert_array_equal, strict=True)  # shapes too: the scalar
+  jax.tree.map(same, back.params, jax.tree.map(np.asarray, params))    # position scale
   assert back.tokenizer.encode(SENTENCES[0]).ids == tok.encode(SENTENCES[0]).ids
   with pytest.raises(ValueError, match="jaxbert-crammed"):
     transformers.AutoConfig.from_pretrained(out, local_files_only=True)
+
+  # An export imports into a workdir as step 0, to pretrain further on other text.
+  from jaxbert import config as config_lib, state
+  workdir = str(tmp_path / "again")
+  assert "as checkpoint step 0" in hf.import_workdir(out, workdir, config_lib.default())
+  _, _, restored, _ = state.restore(workdir)
+  jax.tree.map(same, jax.tree.map(np.asarray, restored), back.params)
 
 
 @pytest.mark.slow  # trains (and prepares the data of) a 2-step run first
