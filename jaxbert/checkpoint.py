@@ -219,7 +219,7 @@ def _quiet_failed_io():
   """A failed save or restore leaves orbax writes and reads in flight: they fail as "unraisable"
   or "never retrieved", call back into its closed event loop, or are dropped unawaited at exit,
   each printing a traceback or warning after the error that was reported, which should be the
-  last thing a user reads. Filters only those, once per process; jaxbert itself has no coroutines."""
+  last thing a user reads. Filters only those, once per process (jaxbert has no coroutines)."""
   previous = sys.unraisablehook
   if getattr(previous, "jaxbert_filter", False):
     return
