@@ -79,8 +79,9 @@ def _truncate(la: int, lb: int, room: int) -> tuple[int, int]:
   return keep_a, room - keep_a
 
 
-def encode(tokenizer, text_a, max_len: int, text_b=None):
-  """(tokens, mask) int32 [N, max_len], padded with PAD_ID.
+def encode(tokenizer, text_a, max_len: int, text_b=None, count_cut: bool = False):
+  """(tokens, mask) int32 [N, max_len], padded with PAD_ID; with count_cut, also the number of
+  examples that lost tokens to max_len.
 
   Single texts are [CLS] a [SEP]; pairs [CLS] a [SEP] b [SEP], the [SEP]-joined sentences the
   encoder saw in pretraining. Pairs are truncated longest side first.
@@ -91,14 +92,17 @@ def encode(tokenizer, text_a, max_len: int, text_b=None):
   enc_a = tokenizer.encode_batch(list(text_a), add_special_tokens=False)
   enc_b = (tokenizer.encode_batch(list(text_b), add_special_tokens=False) if text_b is not None
            else [None] * n)
+  cut = 0
   for i, (a, b) in enumerate(zip(enc_a, enc_b)):
     if b is None:
       ids = [data.CLS_ID, *a.ids[: max_len - 2], data.SEP_ID]
+      cut += len(a.ids) > max_len - 2
     else:
       ka, kb = _truncate(len(a.ids), len(b.ids), max_len - 3)
       ids = [data.CLS_ID, *a.ids[:ka], data.SEP_ID, *b.ids[:kb], data.SEP_ID]
+      cut += (ka, kb) != (len(a.ids), len(b.ids))
     tokens[i, : len(ids)], mask[i, : len(ids)] = ids, 1
-  return tokens, mask
+  return (tokens, mask, cut) if count_cut else (tokens, mask)
 
 
 def load_pretrained(workdir: str):
@@ -238,7 +242,15 @@ def run_task(task, tokenizer, model_config: ModelConfig, encoder_params, cfg, ma
   if task.pair and max_len < 5:
     raise ConfigError(f"finetune.max_len={max_len} leaves no room for a pair: [CLS] a [SEP] b "
                       "[SEP] needs 5 tokens or more")
-  arrays = encode(tokenizer, train.text_a, max_len, train.text_b) + (train.labels,)
+  *arrays, cut = encode(tokenizer, train.text_a, max_len, train.text_b, count_cut=True)
+  arrays = (*arrays, train.labels)
+  if cut:
+    # Cut texts lose words the bag-of-words baseline still sees, so say how many.
+    more = (f"finetune.max_len up to the model's {model_config.max_len} keeps more"
+            if max_len < model_config.max_len else "the model takes no more")
+    print(f"[finetune] {task.name}: {cut} of {len(train)} training examples "
+          f"({100 * cut / len(train):.0f}%) are longer than finetune.max_len={max_len} tokens and "
+          f"lose their ends; {more}", flush=True)
   devs = {name: encode(tokenizer, s.text_a, max_len, s.text_b) for name, s in task.dev.items()}
 
   classifier = Classifier(model_config, task.num_outputs, cfg.pooling)
@@ -270,7 +282,7 @@ def run_task(task, tokenizer, model_config: ModelConfig, encoder_params, cfg, ma
         row[name], row[name + "_seeds"] = medians[name][0][c], medians[name][1][c]
       if bow is not None:
         row["bag_of_words"] = bow[c]
-      row.update(train_examples=len(train),
+      row.update(train_examples=len(train), train_examples_cut=cut,
                  dev_examples=len(task.dev[split]))
       rows.append(row)
   return rows

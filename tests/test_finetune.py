@@ -313,6 +313,12 @@ def test_encode_single_and_pairs(workdir):
   # the long side is cut, the short side kept whole
   assert list(tokens[1, -3:]) == [data.SEP_ID, *ids("y"), data.SEP_ID]
   assert list(tokens[2, 1:1 + len(ids("x " * 3))]) == ids("x " * 3)
+  # the count of cut examples: single texts, and pairs where either side lost tokens
+  assert finetune.encode(tok, ["the end", "word " * 100], 8, count_cut=True)[2] == 1
+  assert finetune.encode(tok, a, 16, b, count_cut=True)[2] == 2
+  exact = ids("the end")
+  assert finetune.encode(tok, ["the end"], len(exact) + 2, count_cut=True)[2] == 0
+  assert finetune.encode(tok, ["the end"], len(exact) + 1, count_cut=True)[2] == 1
 
 
 def test_truncation_keeps_both_sides():
@@ -367,15 +373,18 @@ def test_finetune_is_deterministic_per_seed(workdir):
   np.testing.assert_array_equal(runs[0]["dev"], runs[1]["dev"])
 
 
-def test_three_step_finetune_on_embedded_task_records(workdir):
+def test_three_step_finetune_on_embedded_task_records(workdir, capsys):
   # 6 examples in batches of 2, as in the GLUE test below: the compiled steps are shared.
   result = finetune.run(workdir, _quick_cfg(task="spam", max_train_examples=6, batch_size=2))
+  assert ("spam: 6 of 6 training examples (100%) are longer than finetune.max_len=32 tokens"
+          in capsys.readouterr().out)
   assert result["checkpoint_step"] == 3 and [r["metric"] for r in result["rows"]] == [
       "accuracy", "f1"]
   for row in result["rows"]:
     for key in finetune.MODELS:
       assert 0.0 <= row[key] <= 1.0
     assert len(row["pretrained_seeds"]) == len(row["cnn_seeds"]) == 1
+    assert row["train_examples_cut"] == 6  # whole e-mails do not fit in 32 tokens
   records = [r for r in metrics.read(workdir) if r["kind"] == "finetune"][-2:]
   assert [r["metric"] for r in records] == ["accuracy", "f1"]
   assert records[0]["step"] == 3 and records[0]["pretrained"] == result["rows"][0]["pretrained"]
@@ -425,6 +434,7 @@ def test_glue_protocol_runs_single_pair_and_regression_tasks(workdir, glue_dir):
     assert len(row["pretrained_seeds"]) == 2
     assert row["pretrained"] == pytest.approx(np.median(row["pretrained_seeds"]))
     assert row["train_examples"] == 6 and row["dev_examples"] == 4
+    assert row["train_examples_cut"] == 0
   headline = [r["pretrained"] for r in result["rows"] if r["in_average"]]
   assert len(headline) == 3 and not result["complete"]
   assert result["average"]["pretrained"] == pytest.approx(np.mean(headline))
