@@ -8,6 +8,8 @@ checkpoint and the same architecture from random init are fine-tuned on finetune
 task) over finetune.seeds seeds, and the median dev score of each is printed, one JSON line per
 setting. This is how configs/quick.py's fine-tuning settings were chosen: one setting is fair to
 pretraining only if the no-pretraining baseline, trained with it too, is shown beside it.
+--starts=no_pretraining fine-tunes random init alone, e.g. beside a pretraining run of the same
+shape, taking the architecture from a workdir trained for a few steps.
 """
 
 import json
@@ -20,11 +22,18 @@ from ml_collections import config_flags
 config_flags.DEFINE_config_file("config", None, "Python config file (its finetune fields).")
 flags.DEFINE_string("workdir", None, "A trained workdir.", required=True)
 flags.DEFINE_string("settings", "", "Settings to compare: k=v,k=v;k=v,...")
+flags.DEFINE_list("starts", ["pretrained", "no_pretraining"],
+                  "which starting points to fine-tune: the workdir's checkpoint (pretrained), the "
+                  "same architecture from random init (no_pretraining), or both")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
   del argv
+  unknown = set(FLAGS.starts) - {"pretrained", "no_pretraining"}
+  if unknown:
+    raise app.UsageError(f"--starts: unknown {sorted(unknown)}; give pretrained, no_pretraining "
+                         "or both")
   from jaxbert import checkpoint, finetune
   from jaxbert.data import tasks as tasks_lib
   from jaxbert.model import ModelConfig
@@ -54,6 +63,8 @@ def main(argv):
            "score": tasks_lib.column(next(iter(task.dev)), task.metrics[0])}
     start = time.time()
     for name, params in (("pretrained", encoder), ("no_pretraining", None)):
+      if name not in FLAGS.starts:
+        continue
       per_seed = [finetune.score(task, finetune.finetune(model, steps, params, train, devs, cfg,
                                                          seed)) for seed in range(cfg.seeds)]
       column = tasks_lib.column(next(iter(task.dev)), task.metrics[0])

@@ -26,13 +26,23 @@
 # Environment: PYTHON (default python3), WHEELS, OUT, PEAK_TFLOPS, STEPS (timed steps per
 # repeat, default 20), REPEATS (default 3), COMPARE_HF=1 (quick shape at the CPU comparison's
 # dimensions against transformers' FlaxBertForMaskedLM; PyTorch's too if torch is installed).
+#
+# With --curve=MINUTES it times nothing and instead measures one GPU point of the budget curve
+# (BENCHMARKS.md, "Fine-tuning after a CPU cram"): configs/day.py crammed on the embedded corpus
+# for MINUTES of wall clock, then the sentiment table (pretrained, no pretraining, CNN, bag of
+# words; 3 seeds, 3 epochs, 64 tokens, mean pooling, lr CURVE_LR, default 1e-4), and a sweep of
+# both starts over the learning rates in CURVE_SWEEP (default "3e-5 3e-4"; empty: none).
+# Workdirs go to CURVE_WORKDIRS (default workdirs/gpu-curve); the JSON and each run's report and
+# metrics to OUT.
 set -euo pipefail
 
 DRY_RUN=0
+CURVE=""
 for arg in "$@"; do
   case "$arg" in
     --dry-run) DRY_RUN=1 ;;
-    *) echo "usage: bash benchmarks/gpu.sh [--dry-run]" >&2; exit 2 ;;
+    --curve=*) CURVE=${arg#--curve=} ;;
+    *) echo "usage: bash benchmarks/gpu.sh [--dry-run] [--curve=MINUTES]" >&2; exit 2 ;;
   esac
 done
 
@@ -75,6 +85,34 @@ fi
 import flax, jax, optax, orbax.checkpoint as ocp
 print("jax", jax.__version__, "flax", flax.__version__, "optax", optax.__version__,
       "orbax-checkpoint", ocp.__version__, "devices:", jax.devices())'
+
+if [[ -n "$CURVE" ]]; then
+  # One budget point. The dry run swaps in the tiny shape and a few fine-tuning examples.
+  workdirs=${CURVE_WORKDIRS:-workdirs/gpu-curve}
+  args=(--config=configs/day.py --config.finetune.task=sentiment --config.finetune.max_len=64
+        --config.finetune.pooling=mean --config.finetune.epochs=3 --config.finetune.seeds=3)
+  if [[ "$DRY_RUN" == 1 ]]; then
+    args+=(--config.model.num_layers=2 --config.model.hidden_size=64 --config.model.num_heads=2
+           --config.model.ffn_size=128 --config.model.vocab_size=4096
+           --config.finetune.max_train_examples=64 --config.finetune.seeds=1
+           --config.finetune.epochs=1)
+  fi
+  echo "== budget point: $CURVE minutes" >&2
+  "$PYTHON" benchmarks/budget_curve.py --minutes="$CURVE" --label=day --out="$workdirs" \
+    "${args[@]}" --config.finetune.lr="${CURVE_LR:-1e-4}" > "$OUT/curve.json"
+  run_dir="$workdirs/day-$("$PYTHON" -c "import sys; print(f'{float(sys.argv[1]):g}')" "$CURVE")"
+  for f in report.md metrics.jsonl finetune.json; do cp "$run_dir/$f" "$OUT/curve-$f"; done
+  settings=""
+  for lr in ${CURVE_SWEEP-3e-5 3e-4}; do settings+="${settings:+;}pooling=mean,lr=$lr"; done
+  if [[ -n "$settings" ]]; then
+    echo "== sweep: $settings" >&2
+    "$PYTHON" benchmarks/finetune_sweep.py --workdir="$run_dir" --settings="$settings" \
+      "${args[@]}" > "$OUT/curve-sweep.jsonl"
+  fi
+  cat "$OUT/curve.json" >&2
+  exit 0
+fi
+
 if [[ -z "${PEAK_TFLOPS:-}" ]]; then
   PEAK_TFLOPS=$("$PYTHON" - <<'EOF'
 import statistics, time

@@ -34,9 +34,10 @@ from typing import NamedTuple
 import jax
 import ml_dtypes
 import numpy as np
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from tokenizers import Tokenizer, processors
 
 from jaxbert.config import ConfigError
+from jaxbert.data import tokenizer as tokenizer_lib
 from jaxbert.model import ModelConfig, count_params
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # jaxbert ids 0-4, in this order
@@ -209,16 +210,6 @@ def _vocabulary(directory: str) -> tuple[list[str], bool]:
                           "vocabulary is needed to map token ids")
 
 
-def wordpiece(vocab: dict[str, int], lowercase: bool) -> Tokenizer:
-  """jaxbert's WordPiece set-up (see jaxbert.data.tokenizer) over a given vocabulary."""
-  tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
-  tok.normalizer = normalizers.BertNormalizer(
-      clean_text=True, handle_chinese_chars=True, strip_accents=lowercase, lowercase=lowercase)
-  tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-  tok.decoder = decoders.WordPiece(prefix="##")
-  return tok
-
-
 def _model_config(hf: dict, path: str) -> ModelConfig:
   if hf.get("model_type") not in (None, "bert"):
     raise ConfigError(f"{path}: model_type {hf.get('model_type')!r} is not BERT; jaxbert imports "
@@ -283,7 +274,8 @@ def load(directory: str) -> Imported:
   flat["encoder/embeddings/word/embedding"] = flat["encoder/embeddings/word/embedding"][source_ids]
   flat["decoder_bias"] = flat["decoder_bias"][source_ids]
   vocab = {tokens[old]: new for new, old in enumerate(source_ids)}
-  return Imported(config, unflatten(flat), wordpiece(vocab, lowercase), source_ids, lowercase)
+  return Imported(config, unflatten(flat), tokenizer_lib.wordpiece(vocab, lowercase), source_ids,
+                  lowercase)
 
 
 def _load_crammed(directory: str, spec: dict) -> Imported:

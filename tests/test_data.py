@@ -298,7 +298,7 @@ def test_store_heldout(small):
   assert small.manifest["counts"]["heldout"]["tokens"] >= small.heldout.size
 
 
-def test_ratio_filter_drops_junk(cache, tmp_path):
+def test_ratio_filter_drops_junk(cache, tmp_path, capsys):
   rng = random.Random(0)
   junk = "".join(rng.choice("!@#$%^&*()[]{}<>?/|~") for _ in range(3000))
   prose = [d for d in corpus.documents("train") if len(d) < 20000][:8]
@@ -315,6 +315,10 @@ def test_ratio_filter_drops_junk(cache, tmp_path):
   tok = s.tokenizer()
   kept = [tok.encode(text.clean(d), add_special_tokens=False).ids for d in train]
   assert c["train"]["tokens"] == sum(len(ids) + 1 for ids in kept)  # all but the junk
+  # One train document in seven is over the share that makes the build warn; held-out none.
+  err = capsys.readouterr().err
+  assert (f"warning: 1 of {len(train) + 1} train documents" in err
+          and "data.max_token_char_ratio=0.7" in err and "heldout documents" not in err)
 
 
 def test_everything_filtered_is_an_error(cache):

@@ -246,6 +246,6 @@ def test_given_tokenizer_is_checked(tmp_path):
   assert tokenizer_lib.given(str(tmp_path), tok.get_vocab_size()) == str(
       tmp_path / "tokenizer.json")
   vocab = {"[UNK]": 0, "[PAD]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4, "a": 5}
-  hf.wordpiece(vocab, True).save(str(tmp_path / "swapped.json"))
+  tokenizer_lib.wordpiece(vocab, True).save(str(tmp_path / "swapped.json"))
   with pytest.raises(Error, match=r"\[PAD\] at 1"):
     tokenizer_lib.given(str(tmp_path / "swapped.json"), 100)

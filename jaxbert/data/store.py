@@ -52,6 +52,7 @@ SPLITS = ("train", "heldout")
 BATCH_CHARS = 4 << 20  # characters per cleaning task and per encode_batch call
 SHARD_ROWS = 1 << 20  # rows per shard file (256 MB at 128 uint16 tokens)
 POOL_AFTER_CHARS = 4 << 20  # worker processes start only for corpora larger than this
+RATIO_WARNING = 0.05  # a build warns when the token ratio drops more than this share of a split
 HEADER_BYTES = 128  # fixed .npy header size, so a shard's row count is written at the end
 
 # The data fields a store depends on (and cache_dir, where it lives); defaults in config.py.
@@ -559,6 +560,15 @@ def _build(out: str, s: dict, c: dict, cache: str) -> None:
   _log(f"encoded and packed in {time.time() - t2:.1f}s: " + ", ".join(
       f"{sp} {k['rows']} rows ({k['dropped_ratio']} docs over the token ratio)"
       for sp, k in counts.items()))
+  for sp, k in counts.items():
+    kept = k["documents"] - k["empty"] - k["dropped_short"] - k["dropped_duplicate"]
+    if k["dropped_ratio"] > RATIO_WARNING * kept:
+      # The filter is for text a tokenizer cannot model; a share this large is more likely real
+      # text that the vocabulary splits finely (short informal texts, another language).
+      _log(f"warning: {k['dropped_ratio']} of {kept} {sp} documents "
+           f"({k['dropped_ratio'] / kept:.0%}) have more than data.max_token_char_ratio="
+           f"{c['max_token_char_ratio']} tokens per character and are left out; if they are "
+           "real text, raise the ratio (0 turns the filter off)")
 
   if train["rows"] == 0:
     raise config_lib.ConfigError(

@@ -12,15 +12,22 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # position == i
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = SPECIAL_IDS = tuple(range(len(SPECIAL_TOKENS)))
 
 
-def train(texts: Iterable[str], vocab_size: int, *, lowercase: bool = True,
-          path: str | None = None) -> Tokenizer:
-  """Train on a stream of texts; save to `path` (tokenizer.json) if given."""
-  tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
+def wordpiece(vocab: dict[str, int] | None = None, lowercase: bool = True) -> Tokenizer:
+  """jaxbert's WordPiece set-up, over `vocab` (token -> id) or, to be trained, none."""
+  tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100,
+                                   continuing_subword_prefix="##"))
   # Accents are stripped only when lowercasing, as in BERT uncased vs cased.
   tok.normalizer = normalizers.BertNormalizer(
       clean_text=True, handle_chinese_chars=True, strip_accents=lowercase, lowercase=lowercase)
   tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
   tok.decoder = decoders.WordPiece(prefix="##")
+  return tok
+
+
+def train(texts: Iterable[str], vocab_size: int, *, lowercase: bool = True,
+          path: str | None = None) -> Tokenizer:
+  """Train on a stream of texts; save to `path` (tokenizer.json) if given."""
+  tok = wordpiece(lowercase=lowercase)
   # The trainer adds special tokens first, in order, so their ids are fixed.
   trainer = trainers.WordPieceTrainer(
       vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
@@ -31,9 +38,7 @@ def train(texts: Iterable[str], vocab_size: int, *, lowercase: bool = True,
   # the same tokens the same ids (WordPiece matches by string, not by id). On a tie the set itself
   # can still differ (huggingface/tokenizers issue 1794); that needs the trainer fixed.
   rest = sorted(set(tok.get_vocab()) - set(SPECIAL_TOKENS))
-  tok.model = models.WordPiece({t: i for i, t in enumerate([*SPECIAL_TOKENS, *rest])},
-                               unk_token="[UNK]", max_input_chars_per_word=100,
-                               continuing_subword_prefix="##")
+  tok = wordpiece({t: i for i, t in enumerate([*SPECIAL_TOKENS, *rest])}, lowercase)
   for i, t in enumerate(SPECIAL_TOKENS):
     assert tok.token_to_id(t) == i, f"{t} got id {tok.token_to_id(t)}, expected {i}"
   if path:
