@@ -40,7 +40,7 @@ from jaxbert.config import ConfigError
 from jaxbert.data import tokenizer as tokenizer_lib
 from jaxbert.model import ModelConfig, count_params
 
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # jaxbert ids 0-4, in this order
+SPECIAL_TOKENS = tokenizer_lib.SPECIAL_TOKENS  # jaxbert ids 0-4, in this order
 CRAMMED_TYPE = "jaxbert-crammed"
 
 # ---------------------------------------------------------------------------------------------
