@@ -51,9 +51,9 @@ def main(argv):
                   if isinstance(old, bool) else type(old)(float(value)))
     task = tasks_lib.load(cfg.task, cfg)[0]
     max_len = cfg.max_len or config.model.max_len
-    train = finetune.encode(tokenizer, task.train.text_a, max_len, task.train.text_b) + (
-        task.train.labels,)
-    devs = {n: finetune.encode(tokenizer, s.text_a, max_len, s.text_b)
+    tokens, mask, _ = finetune.encode(tokenizer, task.train.text_a, max_len, task.train.text_b)
+    train = (tokens, mask, task.train.labels)
+    devs = {n: finetune.encode(tokenizer, s.text_a, max_len, s.text_b)[:2]
             for n, s in task.dev.items()}
     model = finetune.Classifier(
         ModelConfig.from_dict({**config.model.to_dict(), "dropout": cfg.dropout}),

@@ -79,9 +79,9 @@ def _truncate(la: int, lb: int, room: int) -> tuple[int, int]:
   return keep_a, room - keep_a
 
 
-def encode(tokenizer, text_a, max_len: int, text_b=None, count_cut: bool = False):
-  """(tokens, mask) int32 [N, max_len], padded with PAD_ID; with count_cut, also the number of
-  examples that lost tokens to max_len.
+def encode(tokenizer, text_a, max_len: int, text_b=None):
+  """(tokens, mask, cut): int32 [N, max_len] each, padded with PAD_ID, and how many of the N
+  examples lost tokens to max_len.
 
   Single texts are [CLS] a [SEP]; pairs [CLS] a [SEP] b [SEP], the [SEP]-joined sentences the
   encoder saw in pretraining. Pairs are truncated longest side first.
@@ -102,7 +102,7 @@ def encode(tokenizer, text_a, max_len: int, text_b=None, count_cut: bool = False
       ids = [data.CLS_ID, *a.ids[:ka], data.SEP_ID, *b.ids[:kb], data.SEP_ID]
       cut += (ka, kb) != (len(a.ids), len(b.ids))
     tokens[i, : len(ids)], mask[i, : len(ids)] = ids, 1
-  return (tokens, mask, cut) if count_cut else (tokens, mask)
+  return tokens, mask, cut
 
 
 def load_pretrained(workdir: str):
@@ -242,8 +242,8 @@ def run_task(task, tokenizer, model_config: ModelConfig, encoder_params, cfg, ma
   if task.pair and max_len < 5:
     raise ConfigError(f"finetune.max_len={max_len} leaves no room for a pair: [CLS] a [SEP] b "
                       "[SEP] needs 5 tokens or more")
-  *arrays, cut = encode(tokenizer, train.text_a, max_len, train.text_b, count_cut=True)
-  arrays = (*arrays, train.labels)
+  tokens, mask, cut = encode(tokenizer, train.text_a, max_len, train.text_b)
+  arrays = (tokens, mask, train.labels)
   if cut:
     # Cut texts lose words the bag-of-words baseline still sees, so say how many.
     more = (f"finetune.max_len up to the model's {model_config.max_len} keeps more"
@@ -251,7 +251,8 @@ def run_task(task, tokenizer, model_config: ModelConfig, encoder_params, cfg, ma
     print(f"[finetune] {task.name}: {cut} of {len(train)} training examples "
           f"({100 * cut / len(train):.0f}%) are longer than finetune.max_len={max_len} tokens and "
           f"lose their ends; {more}", flush=True)
-  devs = {name: encode(tokenizer, s.text_a, max_len, s.text_b) for name, s in task.dev.items()}
+  devs = {name: encode(tokenizer, s.text_a, max_len, s.text_b)[:2]
+          for name, s in task.dev.items()}
 
   classifier = Classifier(model_config, task.num_outputs, cfg.pooling)
   cnn = baselines.TextCNN(model_config.vocab_size, cfg.cnn_embed, cfg.cnn_filters,

@@ -297,14 +297,14 @@ def test_cnn_learns_which_token_decides_the_label():
 def test_encode_single_and_pairs(workdir):
   config, _, _ = finetune.load_pretrained(workdir)
   tok = data.prepare(config.data, config.model.vocab_size).tokenizer()
-  tokens, mask = finetune.encode(tok, ["the end", "word " * 100], 8)
+  tokens, mask, _ = finetune.encode(tok, ["the end", "word " * 100], 8)
   assert tokens[0, 0] == data.CLS_ID and data.SEP_ID in tokens[0]
   n = int(mask[0].sum())
   assert tokens[0, n - 1] == data.SEP_ID and (tokens[0, n:] == data.PAD_ID).all()
   assert mask[1].all() and tokens[1, -1] == data.SEP_ID  # truncated, still ends with [SEP]
 
   a, b = ["the end", "word " * 100, "x " * 3], ["a story", "y", "z " * 100]
-  tokens, mask = finetune.encode(tok, a, 16, b)
+  tokens, mask, _ = finetune.encode(tok, a, 16, b)
   ids = lambda s: tok.encode(s, add_special_tokens=False).ids
   assert list(tokens[0, :int(mask[0].sum())]) == [
       data.CLS_ID, *ids("the end"), data.SEP_ID, *ids("a story"), data.SEP_ID]
@@ -314,11 +314,11 @@ def test_encode_single_and_pairs(workdir):
   assert list(tokens[1, -3:]) == [data.SEP_ID, *ids("y"), data.SEP_ID]
   assert list(tokens[2, 1:1 + len(ids("x " * 3))]) == ids("x " * 3)
   # the count of cut examples: single texts, and pairs where either side lost tokens
-  assert finetune.encode(tok, ["the end", "word " * 100], 8, count_cut=True)[2] == 1
-  assert finetune.encode(tok, a, 16, b, count_cut=True)[2] == 2
+  assert finetune.encode(tok, ["the end", "word " * 100], 8)[2] == 1
+  assert finetune.encode(tok, a, 16, b)[2] == 2
   exact = ids("the end")
-  assert finetune.encode(tok, ["the end"], len(exact) + 2, count_cut=True)[2] == 0
-  assert finetune.encode(tok, ["the end"], len(exact) + 1, count_cut=True)[2] == 1
+  assert finetune.encode(tok, ["the end"], len(exact) + 2)[2] == 0
+  assert finetune.encode(tok, ["the end"], len(exact) + 1)[2] == 1
 
 
 def test_truncation_keeps_both_sides():
