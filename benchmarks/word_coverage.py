@@ -1,13 +1,14 @@
 """How often the pretraining corpus shows the words a labelled task turns on.
 
-  python benchmarks/word_coverage.py [--task=sentiment] [--top=500] [--tokens_read=33e6]
+  python benchmarks/word_coverage.py [--task=sentiment] [--top=500] [--tokens_read=33e6] \
+      [--sources=embedded,jsonl:more.jsonl.xz]
 
 Pretraining can only teach what a word means from the contexts the corpus gives it. The words
 that decide a task's labels are found from the task's own training texts: the TOP words seen at
 least MIN_COUNT times there with the largest smoothed log-odds between the labels (binary tasks).
-For them, and for every word of the dev texts, it prints one JSON object: how many of the
-embedded corpus's training documents' word tokens there are, and what share of those words the
-corpus shows 0 times, fewer than 10, fewer than 100 times; with --tokens_read, also how many
+For them, and for every word of the dev texts, it prints one JSON object: how many word tokens
+the training documents of --sources (data.sources' syntax; the shipped corpus by default) hold,
+and what share of those words they show 0 times, fewer than 10, fewer than 100 times; with --tokens_read, also how many
 times a pretraining run that reads that many corpus tokens (the run's "tokens seen") meets the
 median label word. Words are lowercased runs of letters and apostrophes, not WordPiece tokens,
 so the figures hold whatever the vocabulary.
@@ -26,9 +27,11 @@ from absl import app, flags
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from jaxbert.data import corpus, tasks  # noqa: E402
+from jaxbert.data import sources as sources_lib  # noqa: E402
+from jaxbert.data import tasks  # noqa: E402
 
 flags.DEFINE_string("task", "sentiment", "a labelled task (tasks.load's spec) with two classes")
+flags.DEFINE_string("sources", "embedded", "the pretraining documents, as data.sources")
 flags.DEFINE_integer("top", 500, "how many label-deciding words to measure")
 flags.DEFINE_integer("min_count", 10, "a label word is seen at least this often in the task")
 flags.DEFINE_float("tokens_read", 0, "a pretraining run's tokens seen, for the exposure column")
@@ -67,14 +70,15 @@ def main(_):
   if task.regression or task.num_outputs != 2:
     raise SystemExit(f"--task={FLAGS.task}: the label words need a task of two classes")
   corpus_counts = collections.Counter()
-  for doc in corpus.documents("train"):
-    corpus_counts.update(words(doc))
+  for spec in sources_lib.as_list(FLAGS.sources):
+    for doc in sources_lib.parse(spec).documents("train", None):
+      corpus_counts.update(words(doc))
   corpus_tokens = sum(corpus_counts.values())
   chosen = label_words(task.train.text_a, task.train.labels, FLAGS.top, FLAGS.min_count)
   label = np.array([corpus_counts[w] for w in chosen])
   dev_tokens = np.array([corpus_counts[w] for s in task.dev.values() for t in s.text_a
                          for w in words(t)])
-  out = {"task": task.name, "corpus_word_tokens": corpus_tokens,
+  out = {"task": task.name, "sources": FLAGS.sources, "corpus_word_tokens": corpus_tokens,
          "corpus_word_types": len(corpus_counts),
          "label_words": {"n": len(chosen), **shares(label),
                          "examples_absent": [w for w in chosen if not corpus_counts[w]][:20]},
