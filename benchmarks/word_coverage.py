@@ -8,9 +8,9 @@ that decide a task's labels are found from the task's own training texts: the TO
 least MIN_COUNT times there with the largest smoothed log-odds between the labels (binary tasks).
 For them, and for every word of the dev texts, it prints one JSON object: how many word tokens
 the training documents of --sources (data.sources' syntax; the shipped corpus by default) hold,
-and what share of those words they show 0 times, fewer than 10, fewer than 100 times; with --tokens_read, also how many
-times a pretraining run that reads that many corpus tokens (the run's "tokens seen") meets the
-median label word. Words are lowercased runs of letters and apostrophes, not WordPiece tokens,
+and what share of those words they show 0 times, fewer than 10, fewer than 100 times; with
+--tokens_read, also about how many times a pretraining run that reads that many corpus tokens
+(the run's "tokens seen") meets the median label word. Words are lowercased runs of letters and apostrophes, not WordPiece tokens,
 so the figures hold whatever the vocabulary.
 """
 
@@ -85,7 +85,7 @@ def main(_):
          "dev_word_tokens": {"n": int(dev_tokens.size), **shares(dev_tokens)}}
   if FLAGS.tokens_read:
     # A run reads the corpus tokens_read / (corpus size in WordPiece tokens) times; word tokens
-    # stand in for WordPiece ones here, so this is an estimate, to the nearest power of ten.
+    # stand in for WordPiece ones here (a WordPiece store holds somewhat more), so it is rough.
     out["label_words"]["median_meetings_in_run"] = float(
         np.median(label) * FLAGS.tokens_read / corpus_tokens)
   print(json.dumps(out, indent=1))
