@@ -47,10 +47,9 @@ def synset_text(line: str) -> tuple[str, str] | None:
   count = int(fields[3], 16)
   words = [MARKER.sub("", w).replace("_", " ") for w in fields[4:4 + 2 * count:2]]
   definition = gloss.split('"', 1)[0]
-  examples = [_sentence(e) for e in EXAMPLE.findall(gloss)]
-  parts = [f"{', '.join(words)}: {_sentence(definition)}", *(e[0].upper() + e[1:] for e in examples
-                                                            if e)]
-  return fields[0], " ".join(parts)
+  examples = [e for e in map(_sentence, EXAMPLE.findall(gloss)) if e]
+  head = f"{', '.join(words)}: {_sentence(definition)}"
+  return fields[0], " ".join([head, *(e[0].upper() + e[1:] for e in examples)])
 
 
 def fetch(scratch: str) -> str:
