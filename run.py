@@ -1,4 +1,4 @@
-"""jaxbert's command line: flags only; the work happens in jaxbert.train, evaluate and finetune.
+"""jaxbert's command line: flags only; the work happens in jaxbert.pretrain, tasks and hf.
 
   python run.py --config=configs/quick.py --workdir=workdirs/quick     # cram (resumes if stopped)
   python run.py --workdir=workdirs/quick                               # resume with its config.json
@@ -75,7 +75,8 @@ def main(argv):
     # the failure itself in one line (see checkpoint.SaveFailed). --verbosity=0 shows them.
     logging.get_absl_logger().addFilter(
         lambda r: not (r.levelno >= std_logging.ERROR and f"{os.sep}orbax{os.sep}" in r.pathname))
-  from jaxbert import allocator, compile_cache
+  from jaxbert import compile_cache
+  from jaxbert.cpu import allocator
 
   if FLAGS.mode == "train":  # before jax starts its backend; see allocator for why train only
     allocator.keep_freed_memory()
@@ -88,7 +89,12 @@ def main(argv):
     jax.distributed.initialize(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
     if jax.process_index() > 0:  # one voice: the first process reports, the others only fail
       sys.stdout = open(os.devnull, "w")
-  from jaxbert import checkpoint, config, data, evaluate, finetune, report, train  # fast --help
+  # Imported here, after the flags: --help stays fast.
+  from jaxbert import checkpoint, config, data
+  from jaxbert import workdir as workdir_lib
+  from jaxbert.pretrain import evaluate, loop, rollback, signals
+  from jaxbert.tasks import compare
+  from jaxbert.workdir import report
 
   try:
     if FLAGS.mode == "evaluate":
@@ -98,8 +104,8 @@ def main(argv):
     elif FLAGS.mode == "prepare":
       print(data.store.summary(data.prepare(FLAGS.config.data, FLAGS.config.model.vocab_size)))
     elif FLAGS.mode in ("finetune", "glue"):
-      settings = FLAGS.config or checkpoint.read_config(FLAGS.workdir)
-      (finetune.run if FLAGS.mode == "finetune" else finetune.glue)(
+      settings = FLAGS.config or workdir_lib.read_config(FLAGS.workdir)
+      (compare.run if FLAGS.mode == "finetune" else compare.glue)(
           FLAGS.workdir, settings.get("finetune"))
     elif FLAGS.mode == "export":
       from jaxbert import hf  # reads and writes safetensors with numpy: no torch needed
@@ -112,18 +118,19 @@ def main(argv):
             flush=True)
     else:
       if resume_own:
-        workdir, run_config = FLAGS.workdir, checkpoint.read_config(FLAGS.workdir)
+        workdir, run_config = FLAGS.workdir, workdir_lib.read_config(FLAGS.workdir)
       else:
         config_name = os.path.basename(FLAGS["config"].config_filename).split(".py")[0]
         workdir, run_config = FLAGS.workdir or os.path.join("workdirs", config_name), FLAGS.config
-      train.train_and_evaluate(run_config, workdir)
+      loop.train_and_evaluate(run_config, workdir)
       if run_config.finetune.after_training and jax_process_index() == 0:
-        finetune.after_training(workdir, run_config.finetune)
+        compare.after_training(workdir, run_config.finetune)
         print(f"report: {report.write(workdir)}")
-  except (OSError, config.ConfigError, checkpoint.IncompatibleCheckpoint,
-          checkpoint.DamagedCheckpoint, checkpoint.WorkdirError, train.NonFiniteLoss) as e:
+  except (OSError, config.ConfigError, workdir_lib.IncompatibleCheckpoint,
+          checkpoint.DamagedCheckpoint, checkpoint.SaveFailed, workdir_lib.WorkdirError,
+          rollback.NonFiniteLoss) as e:
     sys.exit(f"error: {e}")
-  except train.Interrupted as e:
+  except signals.Interrupted as e:
     print(e, file=sys.stderr)
     sys.exit(128 + e.signum)
 

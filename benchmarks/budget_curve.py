@@ -48,7 +48,7 @@ def _run(*args):
 
 
 def _one(minutes: float, workdir: str, baselines: bool) -> dict:
-  from jaxbert import metrics
+  from jaxbert.workdir import metrics
   config_file = FLAGS["config"].config_filename
   _run(f"--config={config_file}", f"--workdir={workdir}", *_overrides(),
        f"--config.budget_hours={minutes / 60}", "--config.finetune.after_training=False")

@@ -34,15 +34,18 @@ def main(argv):
   if unknown:
     raise app.UsageError(f"--starts: unknown {sorted(unknown)}; give pretrained, no_pretraining "
                          "or both")
-  from jaxbert import checkpoint, finetune
-  from jaxbert.data import tasks as tasks_lib
+  from jaxbert import cpu
+  from jaxbert import workdir as workdir_lib
+  from jaxbert.data import labelled as tasks_lib
   from jaxbert.model import ModelConfig
+  from jaxbert.tasks import classifier, compare, finetune, tables
 
-  config, encoder, step = finetune.load_pretrained(FLAGS.workdir)
-  tokenizer = checkpoint.token_store(config, FLAGS.workdir).tokenizer()
+  saved = workdir_lib.pretrained(FLAGS.workdir)
+  config, encoder, step = saved.config, saved.params["encoder"], saved.step
+  tokenizer = workdir_lib.token_store(config, FLAGS.workdir).tokenizer()
   base = (FLAGS.config or config).finetune
   for setting in FLAGS.settings.split(";"):
-    cfg = finetune.default_config()
+    cfg = compare.default_config()
     cfg.update(base.to_dict())
     for kv in filter(None, setting.split(",")):
       key, value = kv.split("=", 1)
@@ -51,12 +54,12 @@ def main(argv):
                   if isinstance(old, bool) else type(old)(float(value)))
     task = tasks_lib.load(cfg.task, cfg)[0]
     max_len = cfg.max_len or config.model.max_len
-    tokens, mask, _ = finetune.encode(tokenizer, task.train.text_a, max_len, task.train.text_b)
+    tokens, mask, _ = classifier.encode(tokenizer, task.train.text_a, max_len, task.train.text_b)
     train = (tokens, mask, task.train.labels)
-    devs = {n: finetune.encode(tokenizer, s.text_a, max_len, s.text_b)[:2]
+    devs = {n: classifier.encode(tokenizer, s.text_a, max_len, s.text_b)[:2]
             for n, s in task.dev.items()}
-    model = finetune.Classifier(
-        ModelConfig.from_dict({**config.model.to_dict(), "dropout": cfg.dropout}),
+    model = classifier.Classifier(
+        cpu.tuned(ModelConfig.from_dict({**config.model.to_dict(), "dropout": cfg.dropout})),
         task.num_outputs, cfg.pooling)
     steps = finetune.trainer(model, cfg, len(task.train), task.regression)
     out = {"setting": setting, "task": task.name, "checkpoint_step": step,
@@ -65,7 +68,7 @@ def main(argv):
     for name, params in (("pretrained", encoder), ("no_pretraining", None)):
       if name not in FLAGS.starts:
         continue
-      per_seed = [finetune.score(task, finetune.finetune(model, steps, params, train, devs, cfg,
+      per_seed = [tables.score(task, finetune.finetune(model, steps, params, train, devs, cfg,
                                                          seed)) for seed in range(cfg.seeds)]
       column = tasks_lib.column(next(iter(task.dev)), task.metrics[0])
       scores = [s[column] for s in per_seed]

@@ -20,7 +20,8 @@ import jax.numpy as jnp
 import optax
 from absl import app, flags
 
-from jaxbert import allocator, loss, matmul
+from jaxbert.cpu import allocator, matmul
+from jaxbert.pretrain import loss
 
 flags.DEFINE_integer("rows", 1024, "predicted positions per call")
 flags.DEFINE_integer("hidden", 256, "hidden size")

@@ -78,14 +78,15 @@ def _compiled_bytes(jitted, *args):
 
 
 class Jaxbert:
-  """jaxbert's own train step (train.make_train_step) for a config."""
+  """jaxbert's own train step (pretrain/step.py) for a config."""
 
   def __init__(self, config, batches):
-    from jaxbert import masking, state, train
+    from jaxbert import masking
     from jaxbert.model import count_params, flops_per_token
+    from jaxbert.pretrain import state, step
     model, tx, init = state.build(config)
     self.state = jax.jit(init)(state.init_key(config))
-    self.fn = train.make_train_step(model, tx, config)
+    self.fn = step.make_train_step(model, tx, config)
     self.batches = [jax.device_put(b) for b in batches]
     self.t = np.float32(0.5)
     self.param_count = count_params(self.state.params)
@@ -219,8 +220,8 @@ def _time(systems, steps, repeats):
 
 
 def main(_):
-  from jaxbert import allocator
   from jaxbert import config as config_lib
+  from jaxbert.cpu import allocator
   from jaxbert.data import loader
 
   kept = FLAGS.keep_freed_memory and allocator.keep_freed_memory()  # before jax's backend starts
@@ -230,10 +231,11 @@ def main(_):
   config = config_lib.resolve(FLAGS.config)
   c = config.train
   if c.micro_batch == 0:  # as the trainer does: the most rows whose compiled step fits
-    from jaxbert import microbatch, parallel, state, train
+    from jaxbert.pretrain import loop, microbatch, parallel, state
+    from jaxbert.pretrain import step as step_lib
     model, tx, init = state.build(config)
-    abstract, state_sharding, batch_sharding = train.layout(config, init, parallel.make_mesh())
-    step = train.make_train_step(model, tx, config, (state_sharding, batch_sharding))
+    abstract, state_sharding, batch_sharding = loop.layout(config, init, parallel.make_mesh())
+    step = step_lib.make_train_step(model, tx, config, (state_sharding, batch_sharding))
     c.micro_batch = microbatch.choose(step, config, abstract, batch_sharding)[0]
   rng = np.random.default_rng(0)
   rows = rng.integers(5, config.model.vocab_size, (c.micro_batch * FLAGS.accumulation * 4,

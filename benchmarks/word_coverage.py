@@ -28,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from jaxbert.data import sources as sources_lib  # noqa: E402
-from jaxbert.data import tasks  # noqa: E402
+from jaxbert.data import labelled as tasks  # noqa: E402
 
 flags.DEFINE_string("task", "sentiment", "a labelled task (tasks.load's spec) with two classes")
 flags.DEFINE_string("sources", "embedded", "the pretraining documents, as data.sources")

@@ -1,4 +1,4 @@
-"""The crammed-BERT recipe: one GPU, 24 hours (Geiping & Goldstein 2022, as in RECIPE.md).
+"""The crammed-BERT recipe: one GPU, 24 hours (Geiping & Goldstein, arXiv 2212.14034, ICML 2023).
 
   python run.py --config=configs/day.py --workdir=workdirs/day
 

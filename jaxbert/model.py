@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxbert import matmul
+from jaxbert.cpu import matmul
 
 ARCHS = ("crammed", "original")
 ATTENTION = {"auto": None, "xla": "xla", "cudnn": "cudnn"}
@@ -35,6 +35,10 @@ class ModelConfig:
   layer_norm_eps: float = 1e-12
   init_std: float = 0.02
   attention: str = "auto"  # dot_product_attention implementation; "auto" -> None
+  # The Dense layers and the tied head multiply with jaxbert/cpu/matmul.py: the same products,
+  # laid out so that their gradients take XLA's fast CPU matmul. Not part of what the model is:
+  # the steps that train and run it set it on a CPU backend (jaxbert.cpu.tuned).
+  cpu_products: bool = False
 
   def __post_init__(self):
     if self.arch not in ARCHS:
@@ -59,7 +63,8 @@ class ModelConfig:
 
 def _dense(c, features, name):
   return nn.Dense(features, use_bias=c.arch == "original", dtype=jnp.dtype(c.dtype),
-                  param_dtype=jnp.float32, dot_general=matmul.dot_general,
+                  param_dtype=jnp.float32,
+                  dot_general=matmul.dot_general if c.cpu_products else None,
                   kernel_init=nn.initializers.normal(c.init_std), name=name)
 
 
@@ -109,7 +114,10 @@ class Embeddings(nn.Module):
   def attend(self, x):
     # Tied decoder; float32 accumulation *and* output so logits are never rounded to bf16.
     w = self.word.embedding.astype(jnp.dtype(self.config.dtype))
-    return matmul.logits(x.astype(w.dtype), w)
+    x = x.astype(w.dtype)
+    if self.config.cpu_products:
+      return matmul.logits(x, w)
+    return jnp.dot(x, w.T, preferred_element_type=jnp.float32)
 
 
 class Attention(nn.Module):

@@ -5,6 +5,7 @@ FLOP/s (model.flops_per_token × tokens/s) over the device's peak dense bfloat16
 """
 
 import sys
+import time
 
 from tqdm import tqdm
 
@@ -26,16 +27,29 @@ def peak_flops(device_kind: str, dtype: str, override_tflops: float = 0.0) -> fl
 
 
 class Progress:
-  """`update` at each progress point; on a terminal a bar over the steps (step-bound runs) or the
-  budget's seconds, with the latest numbers beside it; otherwise (CI, nohup, a pipe) one line each
-  time, so that logs read top to bottom."""
+  """What a long task shows while it runs: on a terminal, a live bar; elsewhere (CI, nohup, a
+  pipe), plain lines, so that logs read top to bottom.
 
-  def __init__(self, total: float, unit: str, start: float = 0.0, stream=None):
+  Two uses. A run that reports numbers calls `update(position, line)`: the bar moves to
+  `position` of `total` with `line` beside it, or the line is printed. A task that counts work
+  (characters cleaned, rows predicted) calls `advance(n)`: the bar counts up, or a line with the
+  count and its rate is printed every `every` seconds.
+  """
+
+  def __init__(self, total: float | None = None, unit: str = "it", start: float = 0.0,
+               stream=None, *, desc: str | None = None, every: float = 30.0, tag: str = ""):
     self.stream = stream or sys.stdout
+    self.desc, self.unit, self.every, self.tag = desc, unit, every, tag
+    self.n, self.t0 = 0, time.monotonic()
+    self.last = self.t0
     self.bar = None
     if self.stream.isatty():
-      self.bar = tqdm(total=total, initial=start, unit=unit, file=self.stream, dynamic_ncols=True,
-                      bar_format="{l_bar}{bar}| {postfix}")
+      if desc is None:  # a run's bar: its position, then the latest numbers
+        self.bar = tqdm(total=total, initial=start, unit=unit, file=self.stream,
+                        dynamic_ncols=True, bar_format="{l_bar}{bar}| {postfix}")
+      else:
+        self.bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=True, file=self.stream,
+                        mininterval=1, leave=False)
 
   def update(self, position: float, line: str):
     if self.bar is None:
@@ -43,6 +57,16 @@ class Progress:
       return
     self.bar.n = min(position, self.bar.total)
     self.bar.set_postfix_str(line, refresh=True)
+
+  def advance(self, n: int):
+    self.n += n
+    if self.bar is not None:
+      self.bar.update(n)
+    elif time.monotonic() - self.last >= self.every:
+      self.last = time.monotonic()
+      rate = self.n / max(self.last - self.t0, 1e-9)
+      print(f"{self.tag}{self.desc}: {self.n / 1e6:.1f}M {self.unit} ({rate / 1e6:.2f}M/s)",
+            file=self.stream, flush=True)
 
   def write(self, line: str):
     """A line of its own, above the bar."""

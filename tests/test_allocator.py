@@ -17,7 +17,7 @@ GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 # live 128 MiB arrays that XLA's threads wrote.
 _PROBE = """
 import ctypes, json
-from jaxbert import allocator
+from jaxbert.cpu import allocator
 
 class Mallinfo2(ctypes.Structure):
   _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
@@ -70,7 +70,7 @@ def test_large_cpu_buffers_come_from_the_heap():
 def test_accelerator_platforms_are_left_alone():
   import jax
 
-  from jaxbert import allocator
+  from jaxbert.cpu import allocator
 
   before = jax.config.jax_platforms
   try:

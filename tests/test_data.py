@@ -12,8 +12,8 @@ import nltk
 import numpy as np
 import pytest
 
-from jaxbert.data import (TokenStore, corpus, default_config, prepare, sources, store, text,
-                          tokenizer)
+from jaxbert.data import (TokenStore, build, corpus, default_config, prepare, sources, store, text,
+                          tokenizer, workers)
 from jaxbert.data.tokenizer import CLS_ID, MASK_ID, PAD_ID, SEP_ID, UNK_ID
 
 SMALL_DOCS = 24  # per split: a few documents of each source, builds in ~1 s
@@ -338,8 +338,8 @@ def test_worker_processes_build_the_same_store(cache, monkeypatch):
   # Past POOL_AFTER_CHARS the build cleans and encodes in spawned processes; the rows must be
   # those of a serial build. WordPiece training breaks ties in no fixed order, so two builds may
   # number pieces differently: the parallel rows are checked against its own tokenizer.
-  monkeypatch.setattr(store, "POOL_AFTER_CHARS", 0)
-  monkeypatch.setattr(store, "BATCH_CHARS", 20000)  # many batches in flight
+  monkeypatch.setattr(workers, "POOL_AFTER_CHARS", 0)
+  monkeypatch.setattr(build, "BATCH_CHARS", 20000)  # many batches in flight
   serial = prepare(small_config(cache / "serial", workers=1), SMALL_VOCAB)
   parallel = prepare(small_config(cache / "parallel", workers=2), SMALL_VOCAB)
   assert serial.manifest["workers"] == 1 and parallel.manifest["workers"] == 2

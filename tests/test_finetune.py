@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -10,9 +11,15 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_py
-from jaxbert import baselines, checkpoint, data, finetune, metrics, state, train
+from jaxbert import checkpoint, data, optim
+from jaxbert import workdir as workdir_lib
 from jaxbert.config import ConfigError
-from jaxbert.data import glue, tasks
+from jaxbert.data import labelled as tasks
+from jaxbert.data.labelled import glue
+from jaxbert.model import Encoder, ModelConfig
+from jaxbert.pretrain import evaluate, loop, state
+from jaxbert.tasks import baselines, classifier, compare, finetune, tables
+from jaxbert.workdir import metrics
 
 sys.path.insert(0, ROOT)
 from configs import tiny  # noqa: E402
@@ -22,7 +29,7 @@ from configs import tiny  # noqa: E402
 def workdir(tmp_path_factory, cache_dir):
   del cache_dir  # requested so the token store goes to the session cache
   path = str(tmp_path_factory.mktemp("finetune") / "run")
-  train.train_and_evaluate(tiny.get_config(), path)
+  loop.train_and_evaluate(tiny.get_config(), path)
   return path
 
 
@@ -77,7 +84,7 @@ def glue_dir(tmp_path_factory):
 
 
 def _quick_cfg(**overrides):
-  cfg = finetune.default_config()
+  cfg = compare.default_config()
   cfg.update({**dict(max_train_examples=48, epochs=1, seeds=1, max_len=32, lr=1e-3,
                      eval_batch_size=64, bow_steps=20, cnn_filters=8, cnn_embed=16),
               **overrides})
@@ -144,7 +151,7 @@ def test_missing_glue_file_is_named(glue_dir, tmp_path):
 
 
 def test_tfds_glue_not_prepared_fails_fast_with_a_way_out(tmp_path):
-  cfg = finetune.default_config()
+  cfg = compare.default_config()
   cfg.tfds_data_dir = str(tmp_path)
   start = time.time()
   with pytest.raises(FileNotFoundError) as error:
@@ -179,7 +186,7 @@ def test_tfds_glue_prepared_is_read(tmp_path):
 
   for name in ("sst2", "stsb"):
     Glue(config=name, data_dir=str(tmp_path), file_format="array_record").download_and_prepare()
-  cfg = finetune.default_config()
+  cfg = compare.default_config()
   cfg.tfds_data_dir = str(tmp_path)
   sst2, stsb = tasks.load("tfds:glue/stsb,glue/sst2", cfg)  # GLUE's order, not the spec's
   assert sst2.name == "sst2" and not sst2.pair and len(sst2.dev["dev"]) == 4
@@ -191,7 +198,7 @@ def test_tfds_glue_prepared_is_read(tmp_path):
 
 
 def test_user_files_csv_tsv_jsonl(tmp_path):
-  cfg = finetune.default_config()
+  cfg = compare.default_config()
   csv_path = tmp_path / "reviews.csv"
   csv_path.write_text("id,text,label\n" + "".join(
       f'{i},"{_sentence(i)}, said ""me""",{("neg", "pos")[i % 2]}\n' for i in range(10)))
@@ -220,7 +227,7 @@ def test_user_files_csv_tsv_jsonl(tmp_path):
 
 
 def test_bad_user_rows_name_the_file_and_line(tmp_path):
-  cfg = finetune.default_config()
+  cfg = compare.default_config()
   path = tmp_path / "data.csv"
   path.write_text("text,label\nfine,1\nalso fine,0\n,1\n")
   with pytest.raises(ConfigError, match=r"data\.csv:4: the 'text' column is missing or empty"):
@@ -242,19 +249,19 @@ def test_bad_user_rows_name_the_file_and_line(tmp_path):
 # -- scores, aggregation, baselines --------------------------------------------------------------
 
 def test_median_is_taken_per_column_over_seeds():
-  medians, lists = finetune.aggregate([{"f1": 0.1, "accuracy": 0.9}, {"f1": 0.7, "accuracy": 0.2},
+  medians, lists = tables.aggregate([{"f1": 0.1, "accuracy": 0.9}, {"f1": 0.7, "accuracy": 0.2},
                                        {"f1": 0.4, "accuracy": 0.5}])
   assert medians == {"f1": 0.4, "accuracy": 0.5} and lists["f1"] == [0.1, 0.7, 0.4]
-  assert finetune.aggregate([{"a": 1.0}, {"a": 4.0}])[0] == {"a": 2.5}  # even: mean of the middle
+  assert tables.aggregate([{"a": 1.0}, {"a": 4.0}])[0] == {"a": 2.5}  # even: mean of the middle
 
 
 def test_glue_average_counts_mnli_twice_and_one_number_per_task():
-  rows = [dict(task=t, metric=m, in_average=avg, **{k: v for k in finetune.MODELS})
+  rows = [dict(task=t, metric=m, in_average=avg, **{k: v for k in tables.MODELS})
           for t, m, avg, v in [("mnli", "accuracy (matched)", True, 0.8),
                                ("mnli", "accuracy (mismatched)", True, 0.7),
                                ("mrpc", "f1", True, 0.9), ("mrpc", "accuracy", False, 0.0),
                                ("cola", "matthews", True, 0.2)]]
-  assert finetune.glue_average(rows)["pretrained"] == pytest.approx((0.8 + 0.7 + 0.9 + 0.2) / 4)
+  assert tables.glue_average(rows)["pretrained"] == pytest.approx((0.8 + 0.7 + 0.9 + 0.2) / 4)
 
 
 def _toy_task(regression=False):
@@ -269,9 +276,9 @@ def _toy_task(regression=False):
 
 
 def test_bag_of_words_learns_a_separable_toy_problem():
-  cfg = finetune.default_config()
+  cfg = compare.default_config()
   task = _toy_task()
-  assert finetune.score(task, baselines.bag_of_words(task, task.train, cfg))["accuracy"] == 1.0
+  assert tables.score(task, baselines.bag_of_words(task, task.train, cfg))["accuracy"] == 1.0
   task = _toy_task(regression=True)
   predicted = baselines.bag_of_words(task, task.train, cfg)["dev"]
   assert predicted[0] > 0.5 > predicted[1]
@@ -295,16 +302,16 @@ def test_cnn_learns_which_token_decides_the_label():
 # -- the encoder heads on a real checkpoint ------------------------------------------------------
 
 def test_encode_single_and_pairs(workdir):
-  config, _, _ = finetune.load_pretrained(workdir)
+  config, _, _ = _pretrained(workdir)
   tok = data.prepare(config.data, config.model.vocab_size).tokenizer()
-  tokens, mask, _ = finetune.encode(tok, ["the end", "word " * 100], 8)
+  tokens, mask, _ = classifier.encode(tok, ["the end", "word " * 100], 8)
   assert tokens[0, 0] == data.CLS_ID and data.SEP_ID in tokens[0]
   n = int(mask[0].sum())
   assert tokens[0, n - 1] == data.SEP_ID and (tokens[0, n:] == data.PAD_ID).all()
   assert mask[1].all() and tokens[1, -1] == data.SEP_ID  # truncated, still ends with [SEP]
 
   a, b = ["the end", "word " * 100, "x " * 3], ["a story", "y", "z " * 100]
-  tokens, mask, _ = finetune.encode(tok, a, 16, b)
+  tokens, mask, _ = classifier.encode(tok, a, 16, b)
   ids = lambda s: tok.encode(s, add_special_tokens=False).ids
   assert list(tokens[0, :int(mask[0].sum())]) == [
       data.CLS_ID, *ids("the end"), data.SEP_ID, *ids("a story"), data.SEP_ID]
@@ -314,22 +321,28 @@ def test_encode_single_and_pairs(workdir):
   assert list(tokens[1, -3:]) == [data.SEP_ID, *ids("y"), data.SEP_ID]
   assert list(tokens[2, 1:1 + len(ids("x " * 3))]) == ids("x " * 3)
   # the count of cut examples: single texts, and pairs where either side lost tokens
-  assert finetune.encode(tok, ["the end", "word " * 100], 8)[2] == 1
-  assert finetune.encode(tok, a, 16, b)[2] == 2
+  assert classifier.encode(tok, ["the end", "word " * 100], 8)[2] == 1
+  assert classifier.encode(tok, a, 16, b)[2] == 2
   exact = ids("the end")
-  assert finetune.encode(tok, ["the end"], len(exact) + 2)[2] == 0
-  assert finetune.encode(tok, ["the end"], len(exact) + 1)[2] == 1
+  assert classifier.encode(tok, ["the end"], len(exact) + 2)[2] == 0
+  assert classifier.encode(tok, ["the end"], len(exact) + 1)[2] == 1
 
 
 def test_truncation_keeps_both_sides():
-  assert finetune._truncate(3, 4, 10) == (3, 4)
-  assert finetune._truncate(50, 2, 10) == (8, 2)
-  assert finetune._truncate(2, 50, 10) == (2, 8)
-  assert finetune._truncate(50, 40, 11) == (6, 5)
+  assert classifier._truncate(3, 4, 10) == (3, 4)
+  assert classifier._truncate(50, 2, 10) == (8, 2)
+  assert classifier._truncate(2, 50, 10) == (2, 8)
+  assert classifier._truncate(50, 40, 11) == (6, 5)
+
+
+def _pretrained(workdir):
+  """(config, encoder params, step) of the workdir's latest checkpoint."""
+  saved = workdir_lib.pretrained(workdir)
+  return saved.config, saved.params["encoder"], saved.step
 
 
 def test_encoder_params_come_from_the_checkpoint(workdir):
-  config, encoder, step = finetune.load_pretrained(workdir)
+  config, encoder, step = _pretrained(workdir)
   assert step == 3
   _, _, init = state.build(config)
   fresh = init(state.init_key(config)).params["encoder"]
@@ -340,9 +353,26 @@ def test_encoder_params_come_from_the_checkpoint(workdir):
   assert not np.array_equal(leaf(encoder), leaf(fresh))  # three steps moved it from init
 
 
+def test_fine_tuning_evaluation_and_export_read_params_without_an_optimizer(workdir, tmp_path,
+                                                                         monkeypatch):
+  def refuse(*args, **kwargs):
+    raise AssertionError("a reader of the checkpoint built the pretraining optimizer")
+
+  monkeypatch.setattr(optim, "make", refuse)
+  monkeypatch.setattr(state, "build", refuse)
+  from jaxbert import hf
+
+  workdir = shutil.copytree(workdir, tmp_path / "copy")  # the others read the shared one's log
+  assert evaluate.evaluate_checkpoint(workdir)["heldout_rows"] > 0
+  hf.export(workdir, str(tmp_path / "export"))
+  result = compare.run(workdir, _quick_cfg(task="spam", max_train_examples=6, batch_size=2,
+                                           baselines=False))
+  assert result["checkpoint_step"] == 3
+
+
 def test_classification_and_regression_heads_on_the_original_arch():
   # The crammed arch's heads run on the real checkpoint in the GLUE test below.
-  model_config = finetune.ModelConfig(arch="original", vocab_size=64, num_layers=1, hidden_size=16,
+  model_config = ModelConfig(arch="original", vocab_size=64, num_layers=1, hidden_size=16,
                                       num_heads=2, ffn_size=32, max_len=12, dropout=0.1)
   rng = np.random.default_rng(0)
   tokens = rng.integers(5, 64, (6, 12)).astype(np.int32)
@@ -350,7 +380,7 @@ def test_classification_and_regression_heads_on_the_original_arch():
   cfg = _quick_cfg(batch_size=2)  # 6 examples, batch 2, 1 epoch: 3 steps
   for outputs, labels in ((3, np.array([0, 1, 2, 0, 1, 2], np.int32)),
                           (1, np.linspace(0, 5, 6).astype(np.float32))):
-    model = finetune.Classifier(model_config, outputs)
+    model = classifier.Classifier(model_config, outputs)
     steps = finetune.trainer(model, cfg, 6, regression=outputs == 1)
     assert steps[1] * cfg.epochs == 3
     predicted = finetune.finetune(model, steps, None, (tokens, mask, labels),
@@ -360,10 +390,10 @@ def test_classification_and_regression_heads_on_the_original_arch():
 
 
 def test_finetune_is_deterministic_per_seed(workdir):
-  config, encoder, _ = finetune.load_pretrained(workdir)
+  config, encoder, _ = _pretrained(workdir)
   cfg = _quick_cfg(max_train_examples=32)
-  model = finetune.Classifier(
-      finetune.ModelConfig.from_dict({**config.model.to_dict(), "dropout": 0.1}), 2)
+  model = classifier.Classifier(
+      ModelConfig.from_dict({**config.model.to_dict(), "dropout": 0.1}), 2)
   rng = np.random.default_rng(0)
   tokens = rng.integers(5, config.model.vocab_size, (32, 32)).astype(np.int32)
   examples = (tokens, np.ones_like(tokens), (tokens[:, 1] % 2).astype(np.int32))
@@ -375,13 +405,13 @@ def test_finetune_is_deterministic_per_seed(workdir):
 
 def test_three_step_finetune_on_embedded_task_records(workdir, capsys):
   # 6 examples in batches of 2, as in the GLUE test below: the compiled steps are shared.
-  result = finetune.run(workdir, _quick_cfg(task="spam", max_train_examples=6, batch_size=2))
+  result = compare.run(workdir, _quick_cfg(task="spam", max_train_examples=6, batch_size=2))
   assert ("spam: 6 of 6 training examples (100%) are longer than finetune.max_len=32 tokens"
           in capsys.readouterr().out)
   assert result["checkpoint_step"] == 3 and [r["metric"] for r in result["rows"]] == [
       "accuracy", "f1"]
   for row in result["rows"]:
-    for key in finetune.MODELS:
+    for key in tables.MODELS:
       assert 0.0 <= row[key] <= 1.0
     assert len(row["pretrained_seeds"]) == len(row["cnn_seeds"]) == 1
     assert row["train_examples_cut"] == 6  # whole e-mails do not fit in 32 tokens
@@ -393,17 +423,17 @@ def test_three_step_finetune_on_embedded_task_records(workdir, capsys):
 
 
 def test_pretrained_only_when_baselines_are_off(workdir, capsys):
-  result = finetune.run(workdir, _quick_cfg(task="spam", max_train_examples=6, batch_size=2,
+  result = compare.run(workdir, _quick_cfg(task="spam", max_train_examples=6, batch_size=2,
                                             baselines=False))
-  assert [set(finetune.MODELS) & set(r) for r in result["rows"]] == [{"pretrained"}] * 2
+  assert [set(tables.MODELS) & set(r) for r in result["rows"]] == [{"pretrained"}] * 2
   header = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| task")]
   assert header[-1] == "| task | metric | pretrained |"
 
 
 def test_mean_pooling_averages_the_unpadded_outputs(workdir):
-  config, encoder, _ = finetune.load_pretrained(workdir)
-  model_config = finetune.ModelConfig.from_dict(config.model)
-  model = finetune.Classifier(model_config, 2, pooling="mean")
+  config, encoder, _ = _pretrained(workdir)
+  model_config = ModelConfig.from_dict(config.model)
+  model = classifier.Classifier(model_config, 2, pooling="mean")
   rng = np.random.default_rng(0)
   tokens = rng.integers(5, config.model.vocab_size, (2, 12)).astype(np.int32)
   mask = np.ones_like(tokens)
@@ -412,7 +442,7 @@ def test_mean_pooling_averages_the_unpadded_outputs(workdir):
   params = model.init(jax.random.key(0), padded, mask)["params"]
   params = {**params, "encoder": encoder}
   logits = np.asarray(model.apply({"params": params}, padded, mask))
-  out = np.asarray(finetune.Encoder(model_config).apply({"params": encoder}, padded,
+  out = np.asarray(Encoder(model_config).apply({"params": encoder}, padded,
                                                          attention_mask=mask))
   pooled = np.stack([out[0].mean(0), out[1, :7].mean(0)])
   expected = pooled @ np.asarray(params["head"]["kernel"]) + np.asarray(params["head"]["bias"])
@@ -426,7 +456,7 @@ def test_glue_protocol_runs_single_pair_and_regression_tasks(workdir, glue_dir):
   # 6 train rows, batch 2, 1 epoch: 3 steps per fine-tune; 2 seeds to exercise the median.
   cfg = _quick_cfg(task=f"glue:{glue_dir}:sst2,mrpc,stsb", batch_size=2, seeds=2,
                    max_train_examples=0)
-  result = finetune.glue(workdir, cfg)
+  result = compare.glue(workdir, cfg)
   got = [(r["task"], r["metric"]) for r in result["rows"]]
   assert got == [("sst2", "accuracy"), ("mrpc", "f1"), ("mrpc", "accuracy"),
                  ("stsb", "pearson"), ("stsb", "spearman")]
@@ -446,13 +476,13 @@ def test_glue_protocol_runs_single_pair_and_regression_tasks(workdir, glue_dir):
 
 def test_bad_settings_are_refused(workdir):
   with pytest.raises(ConfigError, match="max_len"):
-    finetune.run(workdir, _quick_cfg(max_len=64))  # tiny's model.max_len is 32
+    compare.run(workdir, _quick_cfg(max_len=64))  # tiny's model.max_len is 32
   with pytest.raises(ConfigError, match="finetune.pooling='max'"):
-    finetune.run(workdir, _quick_cfg(pooling="max"))
+    compare.run(workdir, _quick_cfg(pooling="max"))
   with pytest.raises(KeyError):
-    finetune.run(workdir, _quick_cfg(learning_rate=1e-3))
+    compare.run(workdir, _quick_cfg(learning_rate=1e-3))
   with pytest.raises(ConfigError, match="--mode=glue runs GLUE tasks"):
-    finetune.glue(workdir, _quick_cfg())
+    compare.glue(workdir, _quick_cfg())
 
 
 def test_cli_reports_a_missing_glue_directory(workdir, tmp_path):

@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from jaxbert.data import default_config, loader, prepare, store
+from jaxbert.data import default_config, loader, prepare, shards
 
 VOCAB = 500
 
@@ -13,7 +13,7 @@ VOCAB = 500
 def sharded(tmp_path_factory, request):
   # Small shards, so the store spans several files and rows cross shard boundaries.
   patch = pytest.MonkeyPatch()
-  patch.setattr(store, "SHARD_ROWS", 100)
+  patch.setattr(shards, "SHARD_ROWS", 100)
   request.addfinalizer(patch.undo)
   cfg = default_config()
   cfg.cache_dir = str(tmp_path_factory.mktemp("cache"))

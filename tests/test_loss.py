@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxbert.loss import cross_entropy
+from jaxbert.pretrain.loss import cross_entropy
 
 V = 37
 

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxbert import matmul
+from jaxbert.cpu import matmul
 
 
 def _arrays(seed, *shapes):

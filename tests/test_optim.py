@@ -91,3 +91,30 @@ def test_bad_names_are_rejected_with_the_value():
   cfg.name = "lamb"
   with pytest.raises(ValueError, match="lamb"):
     optim.make(cfg)
+
+
+def _sgd_updates(momentum, nesterov, grads):
+  """Updates of optim.make's sgd (clipping and weight decay off) for a sequence of gradients."""
+  cfg = default().optim
+  cfg.update(name="sgd", momentum=momentum, nesterov=nesterov, clip_norm=0.0, weight_decay=0.0)
+  tx = optim.make(cfg)
+  params = {"w": jnp.zeros(3)}
+  state = optim.set_learning_rate(tx.init(params), 0.1)
+  out = []
+  for g in grads:
+    updates, state = tx.update({"w": jnp.asarray(g)}, state, params)
+    out.append(np.asarray(updates["w"]))
+  return out
+
+
+def test_sgd_momentum_and_nesterov_take_effect_as_their_formulas_say():
+  g1, g2 = np.array([1.0, -2.0, 0.5]), np.array([0.5, 1.0, -1.0])
+  plain = _sgd_updates(0.0, False, [g1, g2])
+  heavy = _sgd_updates(0.9, False, [g1, g2])
+  nesterov = _sgd_updates(0.9, True, [g1, g2])
+  # Momentum 0 is plain gradient descent; heavy ball adds 0.9 of the previous step's velocity;
+  # Nesterov steps along the gradient plus 0.9 of the new velocity.
+  np.testing.assert_allclose(plain[1], -0.1 * g2, rtol=1e-6)
+  np.testing.assert_allclose(heavy[1], -0.1 * (g2 + 0.9 * g1), rtol=1e-6)
+  np.testing.assert_allclose(nesterov[1], -0.1 * (g2 + 0.9 * (g2 + 0.9 * g1)), rtol=1e-6)
+  np.testing.assert_allclose(nesterov[0], -0.1 * 1.9 * g1, rtol=1e-6)

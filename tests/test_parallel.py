@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_py
-from jaxbert import metrics
+from jaxbert.workdir import metrics
 
 FOUR = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
 ARGS = ["--config=configs/tiny.py", "--config.train.max_steps=4",
@@ -33,7 +33,7 @@ def test_four_devices_match_one_with_and_without_fsdp_and_resume_across_them(tmp
   assert "on 4 cpu device(s) (params sharded)" in out
   # Started on one device, resumed on four with sharded params: the checkpoint is resharded.
   proc = run_py(*ARGS, "--config.train.checkpoint_steps=1", f"--workdir={moved}",
-                env={"JAXBERT_FAULTS": "kill@step:4"}, check=False)
+                faults="kill@step:4", check=False)
   assert proc.returncode == -9
   assert "resuming" in run_py(*ARGS, "--config.train.fsdp=true", f"--workdir={moved}",
                               env=FOUR).stdout
@@ -46,7 +46,8 @@ def test_four_devices_match_one_with_and_without_fsdp_and_resume_across_them(tmp
 def test_fsdp_shards_large_arrays_over_the_devices_and_keeps_small_ones_whole():
   script = """
 import json, jax
-from jaxbert import config as config_lib, parallel, state
+from jaxbert import config as config_lib
+from jaxbert.pretrain import parallel, state
 from configs import tiny
 config = tiny.get_config()
 config.model.hidden_size, config.model.ffn_size = 64, 256

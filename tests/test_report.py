@@ -8,7 +8,8 @@ import numpy as np
 from tensorboardX.proto import event_pb2
 
 from conftest import run_py
-from jaxbert import metrics, progress
+from jaxbert import progress
+from jaxbert.workdir import metrics
 
 
 def _scalars(workdir):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jaxbert import scores
+from jaxbert.tasks import scores
 
 # 8 binary predictions: tp=3 (0,1,2), fn=1 (3), fp=2 (4,5), tn=2 (6,7)
 PRED = [1, 1, 1, 0, 1, 1, 0, 0]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from jaxbert.config import ConfigError
-from jaxbert.data import default_config, prepare, sources
+from jaxbert.data import default_config, prepare, readers, sources
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VOCAB = 300
@@ -307,6 +307,6 @@ def test_one_100mb_line_prepares_in_bounded_memory(tmp_path):
   manifest = json.load(open(os.path.join(proc.stdout.split()[2], "manifest.json")))
   counts = manifest["counts"]
   assert counts["train"]["chars_read"] + counts["heldout"]["chars_read"] >= 100_000_000
-  pieces = os.path.getsize(path) // sources.MAX_DOC_CHARS  # cut at whitespace: a few more
+  pieces = os.path.getsize(path) // readers.MAX_DOC_CHARS  # cut at whitespace: a few more
   assert pieces <= counts["train"]["documents"] + counts["heldout"]["documents"] <= pieces + 2
   assert manifest["sources"][0]["files"] == 1

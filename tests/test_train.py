@@ -13,7 +13,12 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_py
-from jaxbert import checkpoint, data, metrics, microbatch, parallel, state, train
+from jaxbert import checkpoint, data
+from jaxbert import workdir as workdir_lib
+from jaxbert.pretrain import loop, microbatch, parallel
+from jaxbert.pretrain import state as state_lib
+from jaxbert.pretrain import step as step_lib
+from jaxbert.workdir import metrics
 from jaxbert import config as config_lib
 from jaxbert.data import loader
 
@@ -27,7 +32,7 @@ def _train_records(workdir):
 
 def test_tiny_run_writes_checkpoint_and_metrics(tmp_path):
   workdir = str(tmp_path / "run")
-  results = train.train_and_evaluate(tiny.get_config(), workdir)
+  results = loop.train_and_evaluate(tiny.get_config(), workdir)
   records = metrics.read(workdir)
   assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3]
   for r in _train_records(workdir):
@@ -37,12 +42,12 @@ def test_tiny_run_writes_checkpoint_and_metrics(tmp_path):
   assert len(evals) == 1 and evals[0]["step"] == 3
   assert evals[0]["mlm_loss"] == results["mlm_loss"] and np.isfinite(results["unigram_loss"])
   assert checkpoint.Checkpoints(workdir).steps() == [3]
-  assert checkpoint.read_config(workdir).model.hidden_size == 32
+  assert workdir_lib.read_config(workdir).model.hidden_size == 32
 
   # A second invocation with a larger step limit resumes at step 3 instead of starting over.
   config = tiny.get_config()
   config.train.max_steps = 5
-  train.train_and_evaluate(config, workdir)
+  loop.train_and_evaluate(config, workdir)
   steps = [r["step"] for r in _train_records(workdir)]
   assert steps == [1, 2, 3, 4, 5]
 
@@ -106,16 +111,16 @@ def test_day_config_runs_two_steps_with_size_overrides(tmp_path):
   assert [r["step"] for r in _train_records(str(tmp_path / "day"))] == [1, 2]
   # day.py leaves the micro-batch to the machine: here all 8 rows fit in one pass.
   assert "micro-batch: 8 rows, the most that fit" in out
-  assert checkpoint.read_config(str(tmp_path / "day")).train.micro_batch == 8
+  assert workdir_lib.read_config(str(tmp_path / "day")).train.micro_batch == 8
 
 
 def test_micro_batch_zero_takes_the_most_rows_whose_compiled_step_fits():
   config = tiny.get_config()
   config.train.micro_batch, config.train.device_memory_gb = 0, 1000.0
   config = config_lib.resolve(config)
-  model, tx, init = state.build(config)
-  abstract, state_sharding, batch_sharding = train.layout(config, init, parallel.make_mesh())
-  step = train.make_train_step(model, tx, config, (state_sharding, batch_sharding))
+  model, tx, init = state_lib.build(config)
+  abstract, state_sharding, batch_sharding = loop.layout(config, init, parallel.make_mesh())
+  step = step_lib.make_train_step(model, tx, config, (state_sharding, batch_sharding))
 
   def choose(batch_size, memory_gb):
     config.train.batch_size, config.train.device_memory_gb = batch_size, memory_gb
@@ -140,14 +145,19 @@ def test_unknown_config_key_is_an_error_naming_it(tmp_path):
 
 def test_incompatible_workdir_is_refused_naming_keys(tmp_path):
   workdir = str(tmp_path / "run")
-  train.train_and_evaluate(tiny.get_config(), workdir)
+  loop.train_and_evaluate(tiny.get_config(), workdir)
   config = tiny.get_config()
   config.model.hidden_size = 64
   config.model.vocab_size = 1024
-  with pytest.raises(checkpoint.IncompatibleCheckpoint,
+  with pytest.raises(workdir_lib.IncompatibleCheckpoint,
                      match="model.vocab_size, model.hidden_size"):
-    train.train_and_evaluate(config, workdir)
-  assert checkpoint.read_config(workdir).model.hidden_size == 32  # nothing overwritten
+    loop.train_and_evaluate(config, workdir)
+  assert workdir_lib.read_config(workdir).model.hidden_size == 32  # nothing overwritten
+  # Another optimizer's state is not in the checkpoint: refused by name, not as damage.
+  config = tiny.get_config()
+  config.optim.name = "sgd"
+  with pytest.raises(workdir_lib.IncompatibleCheckpoint, match=r"another run: optim.name differs"):
+    loop.train_and_evaluate(config, workdir)
   proc = run_py("--config=configs/tiny.py", "--config.model.arch=original", f"--workdir={workdir}",
                 check=False)
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
@@ -160,34 +170,62 @@ def test_accumulating_micro_batches_equals_one_big_batch():
   config.optim.name = "sgd"  # linear in the gradient: Adam's g/|g| would amplify rounding noise
   config = config_lib.resolve(config)
   store = data.prepare(config.data, config.model.vocab_size)
-  model, tx, init = state.build(config)
+  model, tx, init = state_lib.build(config)
   it = iter(loader.pretraining_batches(store.train, seed=0, batch_size=8, mask_rate=0.25,
                                        vocab_size=config.model.vocab_size, threads=1))
   big = next(it)
-  step = train.make_train_step(model, tx, config)
+  step = step_lib.make_train_step(model, tx, config)
   one = jax.tree.map(lambda x: x[None], big)
   two = jax.tree.map(lambda x: x.reshape((2, 4) + x.shape[1:]), big)
-  s1, m1 = step(jax.jit(init)(state.init_key(config)), one, np.float32(0.5))
-  s2, m2 = step(jax.jit(init)(state.init_key(config)), two, np.float32(0.5))
+  s1, m1 = step(jax.jit(init)(state_lib.init_key(config)), one, np.float32(0.5))
+  s2, m2 = step(jax.jit(init)(state_lib.init_key(config)), two, np.float32(0.5))
   np.testing.assert_allclose(m1["loss"], m2["loss"], rtol=1e-6)
   np.testing.assert_allclose(m1["grad_norm"], m2["grad_norm"], rtol=1e-5)
   for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(s2.params)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
+def test_sgd_with_nesterov_momentum_trains():
+  """The momentum path: the MLM loss on a batch falls under repeated SGD steps, faster with
+  momentum than without, and Nesterov's differs from heavy-ball's."""
+  losses = {}
+  for momentum, nesterov in ((0.0, False), (0.9, False), (0.9, True)):
+    config = tiny.get_config()
+    config.optim.update(name="sgd", momentum=momentum, nesterov=nesterov, peak_lr=0.5,
+                        schedule="constant", warmup=0.0, weight_decay=0.0)
+    config = config_lib.resolve(config)
+    store = data.prepare(config.data, config.model.vocab_size)
+    model, tx, init = state_lib.build(config)
+    batch = next(iter(loader.pretraining_batches(store.train, seed=0, batch_size=8,
+                                                 mask_rate=0.25,
+                                                 vocab_size=config.model.vocab_size, threads=1)))
+    batch = jax.tree.map(lambda x: x[None], batch)
+    step = step_lib.make_train_step(model, tx, config)
+    s = jax.jit(init)(state_lib.init_key(config))
+    curve = []
+    for _ in range(12):
+      s, m = step(s, batch, np.float32(0.5))
+      curve.append(float(m["loss"]))
+    losses[momentum, nesterov] = curve
+  for curve in losses.values():
+    assert curve[-1] < curve[0] - 0.5, curve
+  assert losses[0.9, True][-1] < losses[0.0, False][-1]
+  assert losses[0.9, True] != losses[0.9, False]
+
+
 def test_batch_ramp_is_linear_in_progress_with_few_shapes():
   t = tiny.get_config().train
   t.micro_batch, t.batch_size, t.ramp_until, t.ramp_levels = 32, 8192, 0.6, 8
-  levels = train.accumulation_levels(t)
+  levels = step_lib.accumulation_levels(t)
   assert levels[0] == 1 and levels[-1] == 256 and len(levels) == 8
-  assert train.accumulation(t, 0.0) == 1
-  assert train.accumulation(t, 0.6) == 256 and train.accumulation(t, 1.0) == 256
-  ramp = [train.accumulation(t, x) for x in np.linspace(0, 0.6, 50)]
+  assert step_lib.accumulation(t, 0.0) == 1
+  assert step_lib.accumulation(t, 0.6) == 256 and step_lib.accumulation(t, 1.0) == 256
+  ramp = [step_lib.accumulation(t, x) for x in np.linspace(0, 0.6, 50)]
   assert ramp == sorted(ramp)
   for x in np.linspace(0, 0.6, 13):  # never more than one level below the linear target
     target = 1 + 255 * x / 0.6
-    assert train.accumulation(t, x) <= target + 1e-9
-    assert target - train.accumulation(t, x) <= max(np.diff(levels)) + 1e-9
+    assert step_lib.accumulation(t, x) <= target + 1e-9
+    assert target - step_lib.accumulation(t, x) <= max(np.diff(levels)) + 1e-9
 
 
 def test_non_finite_loss_stops_the_run_naming_the_step(tmp_path):
@@ -202,8 +240,8 @@ def test_non_finite_loss_stops_the_run_naming_the_step(tmp_path):
 
 def test_rerunning_a_finished_run_repeats_no_work(tmp_path):
   workdir = str(tmp_path / "run")
-  first = train.train_and_evaluate(tiny.get_config(), workdir)
-  again = train.train_and_evaluate(tiny.get_config(), workdir)
+  first = loop.train_and_evaluate(tiny.get_config(), workdir)
+  again = loop.train_and_evaluate(tiny.get_config(), workdir)
   assert again == first
   records = metrics.read(workdir)
   assert [(r["kind"], r["step"]) for r in records] == [
@@ -254,8 +292,8 @@ def _slow_step(model, tx, config, shardings=None):
 def test_budget_ends_the_run_within_a_few_steps_of_its_time(tmp_path, monkeypatch):
   # JAX returns from a step at once and queues it. A loop that let the host run ahead (about 35
   # steps on the CPU) would see the budget run out that many steps before the device did.
-  monkeypatch.setattr(train, "make_train_step", _slow_step)
-  fn, state = _slow_step(None, None, None), train.TrainState(jnp.zeros((), jnp.int32), {}, ())
+  monkeypatch.setattr(step_lib, "make_train_step", _slow_step)
+  fn, state = _slow_step(None, None, None), state_lib.TrainState(jnp.zeros((), jnp.int32), {}, ())
   state, metrics = fn(state, None, np.float32(0.5))  # compiles; the step donates its state
   jax.block_until_ready(metrics)
   times = []
@@ -271,7 +309,7 @@ def test_budget_ends_the_run_within_a_few_steps_of_its_time(tmp_path, monkeypatc
   t = config.train
   t.max_steps, t.micro_batch, t.batch_size, t.ramp_until, t.log_every = 0, 4, 4, 0.0, 10**6
   workdir = str(tmp_path / "run")
-  train.train_and_evaluate(config, workdir)
+  loop.train_and_evaluate(config, workdir)
   (last,) = _train_records(workdir)  # logged once, at the last step, after syncing with it
   print(f"{last['step']} steps in {last['elapsed_s']:.2f} s; {per_step * 1e3:.0f} ms per step")
   assert last["step"] >= 10  # enough steps that the host could have run ahead

@@ -10,32 +10,21 @@ yields raw document texts of one split ("train" or "heldout"); user sources have
 split of their own, so a document goes to "heldout" when a hash of its text says so (the same
 3% rule as the embedded corpus), which keeps the split stable when files are added or reordered.
 
-Readers stream: files are read in chunks, a document longer than MAX_DOC_CHARS is cut into
-pieces at whitespace, so one 100 MB line never sits in memory as one string. Bad bytes are
-replaced (U+FFFD) and counted; binary and empty files are skipped and counted.
+Files are read by readers.py, which streams them.
 """
-import codecs
 import dataclasses
-import glob as glob_lib
-import gzip
-import lzma
 import hashlib
 import itertools
 import json
 import math
 import os
 import re
-import sys
 from typing import Callable, Iterator
 
 from jaxbert.config import ConfigError
 
-from . import corpus
+from . import corpus, readers
 
-MAX_DOC_CHARS = 1 << 20  # longer documents are cut into pieces of at most this many characters
-CHUNK_BYTES = 1 << 20  # read size for text files
-EXTENSIONS = {"text": (".txt", ".txt.gz", ".txt.xz"), "jsonl": (".jsonl", ".jsonl.gz", ".jsonl.xz")}
-_BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
 _VERSION = re.compile(r"\d+\.\d+\.\d+")
 
 
@@ -44,10 +33,6 @@ class Source:
   spec: str  # as written in data.sources
   documents: Callable[[str, dict | None], Iterator[str]]  # (split, stats or None) -> texts
   fingerprint: Callable[[], str]  # changes whenever the documents may have
-
-
-def _log(msg: str) -> None:
-  print(f"[jaxbert.data] {msg}", file=sys.stderr, flush=True)
 
 
 # --- splitting, hashing ------------------------------------------------------------------------
@@ -61,172 +46,20 @@ def split_of_text(doc: str) -> str:
   return "heldout" if text_hash(doc) % 1000 < corpus.HELDOUT_PER_MILLE else "train"
 
 
-def _pieces(doc: str) -> Iterator[str]:
-  """`doc` cut at whitespace into pieces of at most MAX_DOC_CHARS (a cut mid-word only when a
-  piece holds no whitespace at all); nothing for a blank block."""
-  if not doc.strip():
-    return
-  while len(doc) > MAX_DOC_CHARS:
-    cut = max(doc.rfind(" ", 0, MAX_DOC_CHARS), doc.rfind("\n", 0, MAX_DOC_CHARS))
-    cut = cut if cut > 0 else MAX_DOC_CHARS
-    yield doc[:cut]
-    doc = doc[cut:]
-  yield doc
-
-
-# --- decoding that counts what it replaces --------------------------------------------------
-
-class _Replacements:
-  """A codecs error handler that replaces bad bytes with U+FFFD and counts them."""
-
-  def __init__(self):
-    self.count = 0
-    self.name = f"jaxbert-replace-{id(self)}"
-    codecs.register_error(self.name, self._handle)
-
-  def _handle(self, err):
-    self.count += 1
-    return "\ufffd", err.end
-
-
-def _decoder(stats: dict | None):
-  counter = _Replacements()
-  decoder = codecs.getincrementaldecoder("utf-8")(errors=counter.name)
-
-  def decode(data: bytes, final: bool = False) -> str:
-    before = counter.count
-    out = decoder.decode(data, final)
-    if stats is not None:
-      stats["invalid_utf8_replaced"] += counter.count - before
-    return out
-  return decode
-
-
-# --- files ------------------------------------------------------------------------------------
-
-def _expand(kind: str, pattern: str) -> list[str]:
-  exts = EXTENSIONS[kind]
-  if os.path.isdir(pattern):
-    pattern = os.path.join(pattern, "**", "*")
-  matched = sorted(p for p in glob_lib.glob(os.path.expanduser(pattern), recursive=True)
-                   if os.path.isfile(p))
-  files = [p for p in matched if p.endswith(exts)]
-  if not files:
-    what = f"{len(matched)} files but none ending in {' or '.join(exts)}" if matched else "no file"
-    raise FileNotFoundError(f"data.sources: {kind}:{pattern} matches {what}")
-  return files
-
-
-def _file_fingerprint(files: list[str]) -> str:
-  # Name, size and modification time: rehashing gigabytes on every run would cost minutes.
-  h = hashlib.sha256()
-  for p in files:
-    st = os.stat(p)
-    h.update(f"{os.path.abspath(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-  return h.hexdigest()
-
-
-def _open(path: str):
-  if path.endswith(".gz"):
-    return gzip.open(path, "rb")
-  return lzma.open(path, "rb") if path.endswith(".xz") else open(path, "rb")
-
-
-def _chunks(path: str) -> Iterator[bytes]:
-  try:
-    with _open(path) as f:
-      while chunk := f.read(CHUNK_BYTES):
-        yield chunk
-  except (OSError, EOFError, lzma.LZMAError) as e:  # a truncated or corrupt .gz or .xz
-    raise ConfigError(f"{path}: cannot be read ({e}); fix or remove the file") from None
-
-
-def _skip_file(path: str, first: bytes, stats: dict | None) -> bool:
-  """Empty and binary files (NUL bytes near the start) are skipped, counted and named once."""
-  if not first:
-    if stats is not None:
-      stats["empty_files"] += 1
-    return True
-  if b"\0" in first[:8192]:
-    if stats is not None:
-      stats["binary_files"] += 1
-      _log(f"skipping {path}: binary, not text")
-    return True
-  return False
-
-
-def _text_documents(path: str, stats: dict | None) -> Iterator[str]:
-  """Blank-line-separated blocks of a text file, read in chunks; long blocks cut into pieces."""
-  chunks = _chunks(path)
-  first = next(chunks, b"")
-  if _skip_file(path, first, stats):
-    return
-  decode = _decoder(stats)
-  buf = ""
-  for chunk in itertools.chain([first], chunks):
-    buf += decode(chunk).replace("\r\n", "\n")
-    *blocks, buf = _BLANK_LINE.split(buf)
-    for block in blocks:
-      yield from _pieces(block)
-    while len(buf) > 2 * MAX_DOC_CHARS:  # no blank line for a long stretch (say one huge line)
-      piece = next(_pieces(buf[:MAX_DOC_CHARS + 1]), None)
-      if piece is not None:
-        yield piece
-      buf = buf[len(piece) if piece is not None else MAX_DOC_CHARS:]
-  buf += decode(b"", final=True)
-  yield from _pieces(buf)
-
-
-def _lines(path: str) -> Iterator[bytes]:
-  try:
-    with _open(path) as f:
-      yield from f
-  except (OSError, EOFError) as e:
-    raise ConfigError(f"{path}: cannot be read ({e}); fix or remove the file") from None
-
-
-def _jsonl_documents(path: str, field: str, skip_bad: bool, stats: dict | None) -> Iterator[str]:
-  lines = _lines(path)
-  first = next(lines, b"")
-  if _skip_file(path, first, stats):
-    return
-  for number, line in enumerate(itertools.chain([first], lines), 1):
-    if not line.strip():
-      continue
-    decode = _decoder(stats)
-    problem = None
-    try:
-      record = json.loads(decode(line, final=True))
-    except json.JSONDecodeError as e:
-      problem = f"not JSON ({e.msg})"
-    else:
-      if not isinstance(record, dict) or not isinstance(record.get(field), str):
-        problem = f"no string field {field!r}"
-    if problem is None:
-      yield from _pieces(record[field])
-    elif skip_bad:
-      if stats is not None:
-        stats["bad_records"] += 1
-    else:
-      raise ConfigError(f"{path}:{number}: {problem}; fix the line, name another field "
-                        f"(jsonl:GLOB:FIELD), or set data.skip_bad_records=True to skip and "
-                        f"count such lines")
-
-
 def _file_source(spec: str, kind: str, pattern: str, field: str, skip_bad: bool) -> Source:
-  files = _expand(kind, pattern)  # now: a missing path fails before any work
+  files = readers.expand(kind, pattern)  # now: a missing path fails before any work
 
   def documents(split: str, stats: dict | None) -> Iterator[str]:
     for path in files:
       if stats is not None:
         stats["files"] += 1
-      docs = (_text_documents(path, stats) if kind == "text"
-              else _jsonl_documents(path, field, skip_bad, stats))
+      docs = (readers.text_documents(path, stats) if kind == "text"
+              else readers.jsonl_documents(path, field, skip_bad, stats))
       for doc in docs:
         if split_of_text(doc) == split:
           yield doc
 
-  return Source(spec, documents, lambda: _file_fingerprint(files) + f":{field}:{skip_bad}")
+  return Source(spec, documents, lambda: readers.file_fingerprint(files) + f":{field}:{skip_bad}")
 
 
 # --- TFDS -------------------------------------------------------------------------------------
@@ -267,7 +100,7 @@ def _tfds_source(spec: str, name: str, split: str, data_dir: str) -> Source:
     import tensorflow_datasets as tfds  # slow to import: only when used
 
     data = tfds.builder_from_directory(directory).as_data_source(split=split)
-    decode = _decoder(stats)
+    decode = readers.decoder(stats)
     for i in range(len(data)):
       example = data[i]
       value = example.get("text") if isinstance(example, dict) else None
@@ -275,7 +108,7 @@ def _tfds_source(spec: str, name: str, split: str, data_dir: str) -> Source:
         raise ConfigError(f"data.sources: {spec}: examples have no 'text' feature "
                           f"(features: {sorted(example) if isinstance(example, dict) else '?'})")
       doc = decode(value, final=True) if isinstance(value, bytes) else str(value)
-      for piece in _pieces(doc):
+      for piece in readers.pieces(doc):
         if split_of_text(piece) == want:
           yield piece
 
@@ -287,7 +120,7 @@ def _tfds_source(spec: str, name: str, split: str, data_dir: str) -> Source:
 def _embedded() -> Source:
   def documents(split, stats):
     for doc in corpus.documents(split):
-      yield from _pieces(doc)
+      yield from readers.pieces(doc)
   return Source("embedded", documents, corpus.fingerprint)
 
 
@@ -306,7 +139,7 @@ def parse(spec: str, *, skip_bad_records: bool = False, tfds_dir: str = "") -> S
   if kind == "jsonl" and rest:
     pattern, field = rest, "text"
     head, sep, tail = rest.rpartition(":")
-    if sep and head and "/" not in tail and not tail.endswith(EXTENSIONS["jsonl"]):
+    if sep and head and "/" not in tail and not tail.endswith(readers.EXTENSIONS["jsonl"]):
       pattern, field = head, tail
     return _file_source(spec, "jsonl", pattern, field, skip_bad_records)
   if kind == "tfds" and rest:

@@ -9,11 +9,13 @@ the 10% left unchanged by copying them.
 import jax
 import numpy as np
 
-from jaxbert import checkpoint
-from jaxbert import state as state_lib
-from jaxbert import metrics as metrics_log
+from jaxbert import cpu
+from jaxbert import workdir as workdir_lib
 from jaxbert.data import loader, tokenizer
-from jaxbert.loss import cross_entropy
+from jaxbert.model import MaskedLM
+from jaxbert.workdir import metrics as metrics_log
+
+from .loss import cross_entropy
 
 
 def unigram_log_probs(counts: np.ndarray) -> np.ndarray:
@@ -86,11 +88,12 @@ def format_mlm(r: dict) -> str:
 
 def evaluate_checkpoint(workdir: str, step: int | None = None) -> dict:
   """Held-out MLM of a workdir's checkpoint (latest by default), printed and logged."""
-  config, model, params, meta = state_lib.restore(workdir, step)
-  store = checkpoint.token_store(config, workdir)
-  checkpoint.check_tokenizer(workdir, store.tokenizer_path)
-  results = mlm(model, params, store, config)
-  metrics_log.write(workdir, {"kind": "eval", "step": meta["step"], **results})
-  print(f"checkpoint step {meta['step']} of {workdir}")
+  saved = workdir_lib.pretrained(workdir, step)  # the params alone: no optimizer is built
+  store = workdir_lib.token_store(saved.config, workdir)
+  workdir_lib.check_tokenizer(workdir, store.tokenizer_path)
+  model = MaskedLM(cpu.tuned(saved.model))
+  results = mlm(model, saved.params, store, saved.config)
+  metrics_log.write(workdir, {"kind": "eval", "step": saved.step, **results})
+  print(f"checkpoint step {saved.step} of {workdir}")
   print(format_mlm(results), flush=True)
   return results

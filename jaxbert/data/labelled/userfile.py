@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 from jaxbert.config import ConfigError
-from jaxbert.data.tasks import Split, Task
+from .records import Split, Task
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
 _FLOAT = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][+-]?\d+)$")

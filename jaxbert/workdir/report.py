@@ -7,8 +7,8 @@ workdir at any time: `python run.py --mode=report --workdir=DIR`. Training makes
 import json
 import os
 
-from jaxbert import checkpoint
-from jaxbert import metrics as metrics_log
+from jaxbert import workdir as workdir_lib
+from jaxbert.workdir import metrics as metrics_log
 
 
 def _plot(records: list[dict], path: str):
@@ -99,7 +99,7 @@ def markdown(config: dict, records: list[dict], finetune: dict | None) -> str:
 
 def write(workdir: str) -> str:
   """Writes WORKDIR/report.md and, when there are train records, WORKDIR/curves.png."""
-  config = checkpoint.read_config(workdir).to_dict()
+  config = workdir_lib.read_config(workdir).to_dict()
   records = metrics_log.read(workdir)
   finetune = None
   path = os.path.join(workdir, "finetune.json")

@@ -13,7 +13,8 @@ import sys
 import numpy as np
 
 from jaxbert.config import ConfigError
-from jaxbert.data.tasks import Split, Task, column
+from .. import sources
+from .records import Split, Task, column
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,18 +142,13 @@ def from_directory(directory: str, names: list[str]) -> list[Task]:
   return tasks
 
 
-def tfds_data_dir(configured: str) -> str:
-  return configured or os.environ.get("TFDS_DATA_DIR") or os.path.expanduser(
-      "~/tensorflow_datasets")
-
-
 def from_tfds(names: list[str], data_dir: str) -> list[Task]:
   """GLUE configs ("glue/sst2", or "glue" for all 8) read with tfds.data_source.
 
   Only a dataset already prepared in the data dir is read: preparing GLUE needs the network and
   minutes, so a missing one is an error at once, saying what to do, never a download attempt.
   """
-  data_dir = tfds_data_dir(data_dir)
+  data_dir = sources.tfds_data_dir(data_dir)
   wanted = []
   for n in names:
     dataset, _, config = n.partition("/")

@@ -1,0 +1,35 @@
+"""Hugging Face BERT checkpoints in and out of jaxbert's "original" architecture.
+
+  load(HFDIR)                 config.json + model.safetensors (or pytorch_model.bin) + vocabulary
+                              -> ModelConfig, params, tokenizer; for evaluation and fine-tuning
+  export(WORKDIR, OUT)        a workdir's checkpoint -> a directory that transformers'
+                              BertForMaskedLM and AutoTokenizer load (crammed arch: see below)
+
+The two architectures map one-to-one except in three places, each handled exactly:
+- Token types. jaxbert feeds one segment, so every token gets type 0. Import adds the type-0 row
+  to every position row (the input sum is unchanged, the word table stays the tied decoder);
+  export writes a zero type table. Type-1 rows, sentence pairs and the pooler are not imported.
+- Special ids. jaxbert's data code fixes [PAD] [UNK] [CLS] [SEP] [MASK] at ids 0-4; Hugging Face
+  vocabularies put them anywhere (BERT's at 0, 100-103). Import moves those five to the front and
+  keeps every other token in order, permuting the embedding rows and decoder bias to match;
+  `Imported.source_ids` maps each new id back to the checkpoint's.
+- Layouts. A torch Linear weight is [out, in], a flax kernel [in, out]: transposed both ways.
+
+The crammed arch (pre-LN, no biases, GLU, sinusoidal positions) has no transformers class. Its
+export is model.safetensors under jaxbert's own parameter names plus a config.json of jaxbert's
+ModelConfig ("model_type": "jaxbert-crammed"): `load` reads it back; transformers does not.
+
+Safetensors are read and written with the safetensors library's numpy API, so neither import nor
+export needs torch; only a pytorch_model.bin does.
+
+  names.py    the name map between the two layouts, and jaxbert's flat parameter names
+  reading.py  load, import_workdir
+  writing.py  export, export_params
+"""
+
+from .names import CRAMMED_TYPE, SPECIAL_TOKENS, flatten, name_map, unflatten
+from .reading import Imported, import_workdir, load
+from .writing import export, export_params, hf_config
+
+__all__ = ["CRAMMED_TYPE", "SPECIAL_TOKENS", "flatten", "name_map", "unflatten", "Imported",
+           "import_workdir", "load", "export", "export_params", "hf_config"]

@@ -1,0 +1,106 @@
+"""A workdir's checkpoint written for Hugging Face: BertForMaskedLM's layout for the original arch,
+jaxbert's own names for the crammed one (see the package's docstring)."""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import safetensors.numpy
+from tokenizers import Tokenizer, processors
+
+from jaxbert.config import ConfigError
+from jaxbert.model import ModelConfig
+
+from .names import CRAMMED_TYPE, SPECIAL_TOKENS, flatten, name_map
+
+
+def write_safetensors(path: str, tensors: dict[str, np.ndarray], metadata: dict | None = None):
+  """Written aside and renamed, so an interrupted export leaves no half file under the name."""
+  metadata = {k: str(v) for k, v in (metadata or {}).items()}
+  safetensors.numpy.save_file({k: np.asarray(v, order="C") for k, v in tensors.items()},
+                              path + ".tmp", metadata=metadata)
+  os.replace(path + ".tmp", path)
+
+
+def _what_the_model_is(config: ModelConfig) -> dict:
+  """The ModelConfig's fields without how this machine runs it (cpu_products)."""
+  return {k: v for k, v in dataclasses.asdict(config).items() if k != "cpu_products"}
+
+
+def hf_config(config: ModelConfig) -> dict:
+  """transformers' BertConfig fields for jaxbert's original arch."""
+  return {
+      "architectures": ["BertForMaskedLM"], "model_type": "bert",
+      "vocab_size": config.vocab_size, "hidden_size": config.hidden_size,
+      "num_hidden_layers": config.num_layers, "num_attention_heads": config.num_heads,
+      "intermediate_size": config.ffn_size, "hidden_act": "gelu",
+      "max_position_embeddings": config.max_len, "type_vocab_size": 2,
+      "layer_norm_eps": config.layer_norm_eps, "initializer_range": config.init_std,
+      # BERT's fine-tuning dropout; jaxbert has no attention-probability dropout (model.py).
+      "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+      "position_embedding_type": "absolute", "pad_token_id": 0, "tie_word_embeddings": True,
+      "torch_dtype": "float32"}
+
+
+def _tokenizer_files(tok: Tokenizer, out: str, lowercase: bool, max_len: int):
+  """tokenizer.json with BERT's [CLS] ... [SEP] template, vocab.txt and the two small configs."""
+  vocab = tok.get_vocab()
+  ids = [vocab.get(t) for t in SPECIAL_TOKENS]
+  if ids != list(range(len(SPECIAL_TOKENS))):
+    raise ConfigError(f"the tokenizer's special ids are {ids}, not jaxbert's 0-4")
+  tok = Tokenizer.from_str(tok.to_str())  # a copy: the caller's keeps no post-processor
+  tok.post_processor = processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2))
+  tok.save(os.path.join(out, "tokenizer.json"))
+  with open(os.path.join(out, "vocab.txt"), "w", encoding="utf-8") as f:
+    f.writelines(t + "\n" for t in sorted(vocab, key=vocab.get))
+  special = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]",
+             "sep_token": "[SEP]", "mask_token": "[MASK]"}
+  with open(os.path.join(out, "special_tokens_map.json"), "w") as f:
+    json.dump(special, f, indent=2)
+  with open(os.path.join(out, "tokenizer_config.json"), "w") as f:
+    json.dump({"tokenizer_class": "BertTokenizer", "do_lower_case": lowercase,
+               "strip_accents": lowercase, "tokenize_chinese_chars": True,
+               "model_max_length": max_len, **special}, f, indent=2)
+
+
+def export_params(config: ModelConfig, params, tok: Tokenizer, out: str, *,
+                  lowercase: bool = True):
+  """Writes params of `config` and the tokenizer to `out` (created) as described up top."""
+  os.makedirs(out, exist_ok=True)
+  flat = {k: np.asarray(v, np.float32) for k, v in flatten(params).items()}
+  if config.arch == "crammed":
+    write_safetensors(os.path.join(out, "model.safetensors"),
+                      {k.replace("/", "."): v for k, v in flat.items()}, {"format": "jaxbert"})
+    spec = {"model_type": CRAMMED_TYPE,
+            "jaxbert": {**_what_the_model_is(config), "dtype": "float32"},
+            "note": "jaxbert's crammed BERT (pre-LN, no biases, GELU-GLU, scaled sinusoidal "
+                    "positions); tensors under jaxbert's parameter names (dots for the pytree "
+                    "path); load with jaxbert.hf.load"}
+  else:
+    tensors = {hf: (flat[path].T if transpose else flat[path])
+               for hf, path, transpose in name_map(config.num_layers)}
+    tensors["bert.embeddings.token_type_embeddings.weight"] = np.zeros(
+        (2, config.hidden_size), np.float32)
+    write_safetensors(os.path.join(out, "model.safetensors"), tensors, {"format": "pt"})
+    spec = hf_config(config)
+  with open(os.path.join(out, "config.json"), "w") as f:
+    json.dump(spec, f, indent=2)
+  _tokenizer_files(tok, out, lowercase, config.max_len)
+
+
+def export(workdir: str, out: str, step: int | None = None) -> str:
+  """Exports a workdir's checkpoint (latest by default) to `out`; returns a one-line summary."""
+  from jaxbert import workdir as workdir_lib  # orbax: only when a workdir is read
+
+  tok_path = os.path.join(workdir, "tokenizer.json")
+  saved = workdir_lib.pretrained(workdir, step)  # the params alone: no optimizer is built
+  if not os.path.exists(tok_path):
+    raise FileNotFoundError(f"{tok_path} does not exist: the workdir keeps no tokenizer to "
+                            "export with its checkpoint")
+  model_config = saved.model
+  export_params(model_config, saved.params, Tokenizer.from_file(tok_path), out,
+                lowercase=saved.config.data.lowercase)
+  loads = ("transformers' BertForMaskedLM and AutoTokenizer" if model_config.arch == "original"
+           else "jaxbert.hf.load (the crammed arch has no transformers class)")
+  return f"exported checkpoint step {saved.step} of {workdir} to {out}; load it with {loads}"

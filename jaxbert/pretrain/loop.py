@@ -1,0 +1,275 @@
+"""The pretraining loop: restore, then step until the budget, logging, checkpointing; evaluate.
+
+Progress t ∈ [0, 1] is elapsed / budget (or step / max_steps when step-bound); the learning rate
+and the batch ramp read t and nothing else, so a resumed run picks both up from the restored clock.
+One process of a multi-process run writes the workdir's files; all of them save checkpoints (orbax
+coordinates them) and all take every decision together (parallel.agree).
+"""
+
+import collections
+import contextlib
+import sys
+import time
+
+import jax
+import ml_collections
+import numpy as np
+
+from jaxbert import checkpoint, masking, progress
+from jaxbert import config as config_lib
+from jaxbert import workdir as workdir_lib
+from jaxbert.data import loader
+from jaxbert.model import count_params, flops_per_token
+from jaxbert.workdir import events, report
+from jaxbert.workdir import metrics as metrics_log
+
+from . import evaluate, microbatch, parallel
+from . import step as step_lib
+from .rollback import Rollback, finite
+from .signals import StopOnSignal
+from .state import build, init_key
+
+# Steps dispatched but not finished. JAX returns from a step at once and queues it; left alone the
+# host runs dozens of steps ahead (about 35 on the CPU), so its clock, which sets the schedule, the
+# budget's end and when a stop signal is heeded, would be that many steps ahead of the device's
+# work. Waiting for the step before last keeps one queued behind the running one: the device never
+# idles, and a stop takes effect within two steps.
+STEPS_IN_FLIGHT = 2
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains until the budget or step limit, checkpointing on the way; returns held-out metrics."""
+  config = config_lib.resolve(config)
+  if checkpoint.has_checkpoint(workdir):
+    if config.train.micro_batch == 0:  # the data position counts micro-batches: keep their size
+      config.train.micro_batch = workdir_lib.read_config(workdir).train.micro_batch
+    workdir_lib.check_compatible(workdir, config)
+  model, tx, init = build(config)  # before anything is written: a bad setting leaves no trace
+
+  # Preparing the token store is cached and shared across runs, so it is off the clock; it comes
+  # before the workdir is touched, so bad data leaves nothing behind. With several processes, the
+  # first builds it and the others then find it in the shared cache.
+  if jax.process_index() == 0:
+    store = workdir_lib.token_store(config, workdir)
+  parallel.barrier("token store")
+  if jax.process_index() > 0:
+    store = workdir_lib.token_store(config, workdir)
+  # The lock creates the workdir and refuses a second run (the first process of a multi-process
+  # run takes it); checkpoints are closed however we exit.
+  primary = jax.process_index() == 0
+  lock = workdir_lib.Lock(workdir) if primary else contextlib.nullcontext()
+  with lock, checkpoint.Checkpoints(workdir, config.train.keep) as ckpts:
+    return _train(config, workdir, ckpts, model, tx, init, store)
+
+
+def layout(config, init, mesh):
+  """(abstract state with its shardings, state shardings, batch sharding) on `mesh`."""
+  abstract_state = jax.eval_shape(init, init_key(config))
+  state_sharding = parallel.state_shardings(abstract_state, mesh, config.train.fsdp)
+  return (parallel.with_shardings(abstract_state, state_sharding), state_sharding,
+          parallel.batch_sharding(mesh))
+
+
+class _Records:
+  """metrics.jsonl and TensorBoard, written by the first process only."""
+
+  def __init__(self, workdir: str, primary: bool, step: int):
+    self.workdir, self.primary = workdir, primary
+    self.tensorboard = events.Events(workdir, step) if primary else events.Nowhere()
+
+  def write(self, record: dict):
+    if self.primary:
+      metrics_log.write(self.workdir, record)
+      self.tensorboard.write(record)
+
+  def rewind(self, step: int):
+    """Forgets what was recorded after `step`, the checkpoint the run goes on from."""
+    if self.primary:
+      metrics_log.drop_after(self.workdir, step)
+    self.tensorboard.restart(step)
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.tensorboard.close()
+
+
+def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
+  events.load()  # off the clock, like preparing data: it is import time, not training
+  clock = time.monotonic()  # compiling to choose the micro-batch counts against the budget
+  primary = jax.process_index() == 0
+  workdir_lib.check_tokenizer(workdir, store.tokenizer_path, claim=primary)
+  tc = config.train
+  mesh = parallel.make_mesh()
+  if tc.micro_batch % mesh.size:
+    raise config_lib.ConfigError(f"train.micro_batch={tc.micro_batch} must be a multiple of the "
+                                 f"{mesh.size} devices, which share each micro-batch's rows")
+  abstract_state, state_sharding, batch_sharding = layout(config, init, mesh)
+  train_step = step_lib.make_train_step(model, tx, config, (state_sharding, batch_sharding))
+  if tc.micro_batch == 0:
+    tc.micro_batch, need = microbatch.choose(train_step, config, abstract_state, batch_sharding)
+    print(f"micro-batch: {tc.micro_batch} rows, the most that fit "
+          f"({need / 2**30:.2f} GiB of {microbatch.memory_limit(tc) / 2**30:.1f} GiB per device); "
+          f"{tc.batch_size // tc.micro_batch} per step once the batch ramp is done", flush=True)
+  if primary:
+    workdir_lib.write_config(workdir, config)
+  micro_tokens = tc.micro_batch * config.data.seq_len
+
+  def restore():
+    """(checkpoint step or None, state, data iterator, meta) of the latest good step, or fresh."""
+    iterator = iter(loader.pretraining_batches(
+        store.train, seed=config.seed, batch_size=tc.micro_batch // jax.process_count(),
+        mask_rate=config.data.mask_rate, vocab_size=config.model.vocab_size,
+        threads=tc.loader_threads, order=config.data.order))
+    restored = ckpts.restore_latest_good(abstract_state, iterator)
+    if restored is None:
+      state = jax.jit(init, out_shardings=state_sharding)(init_key(config))
+      return None, state, iterator, {"elapsed_s": 0.0, "tokens": 0}
+    saved, state, meta = restored
+    return saved, state, iterator, meta
+
+  saved_step, state, iterator, meta = restore()
+  elapsed0, tokens = meta["elapsed_s"], meta["tokens"]  # tokens drawn from the data so far
+  records = _Records(workdir, primary, saved_step or 0)
+  if saved_step is None:
+    records.rewind(-1)  # lines of an earlier attempt that never checkpointed
+    records.write({"kind": "start", "step": 0, "params": count_params(state.params),
+                   "train_rows": int(store.train.shape[0]), "time": time.time()})
+  else:
+    records.rewind(saved_step)
+    print(f"resuming {workdir} at step {saved_step}: {_duration(elapsed0)} of the budget spent, "
+          f"{tokens / 1e6:.1f}M tokens seen", flush=True)
+  elapsed = lambda: elapsed0 + time.monotonic() - clock
+  step = int(state.step)
+
+  budget_s = config.budget_hours * 3600
+  progress_at = (lambda s, e: s / tc.max_steps) if tc.max_steps > 0 else (lambda s, e: e / budget_s)
+  done = lambda s, e: e >= budget_s or (tc.max_steps > 0 and s >= tc.max_steps)
+  rollback = Rollback(tc, ckpts.latest_step)
+  speed = _Speed(config, model, tokens)
+
+  def save():
+    ckpts.save(step, state, iterator, {"step": step, "elapsed_s": elapsed(), "tokens": tokens,
+                                       "config": config.to_dict()})
+
+  print(f"training {count_params(state.params) / 1e6:.1f}M params on {store.train.shape[0]} rows"
+        f" of {config.data.seq_len} tokens on {mesh.size} {jax.default_backend()} device(s)"
+        + (" (params sharded)" if tc.fsdp and mesh.size > 1 else "")
+        + f"; budget {_duration(budget_s)}"
+        + (f", {tc.max_steps} steps" if tc.max_steps else ""), flush=True)
+  stop = StopOnSignal()
+  bar = progress.Progress(tc.max_steps or budget_s, "step" if tc.max_steps else "s",
+                          step if tc.max_steps else elapsed())
+  # Budget time and stop requests as every process sees them: the first process's clock, and a
+  # signal to any process (a no-op with one process). Read once per step, so that the schedule,
+  # the batch size, saves and the end fall on the same step everywhere.
+  spent, stopping = parallel.agree(elapsed(), stop.signum is not None)
+  last_save = spent
+  in_flight = collections.deque()  # a small output of each dispatched step, oldest first
+  with stop, bar, records:
+    while not done(step, spent) and not stopping:
+      t = progress_at(step, spent)
+      n = step_lib.accumulation(tc, t)
+      micro = [next(iterator) for _ in range(n)]
+      batches = parallel.put_batch(jax.tree.map(lambda *xs: np.stack(xs), *micro), batch_sharding)
+      backup = rollback.backup(state, step)
+      state, metrics = train_step(state, batches, np.float32(t))
+      in_flight.append(metrics["loss"])
+      if len(in_flight) > STEPS_IN_FLIGHT:
+        jax.block_until_ready(in_flight.popleft())
+      tokens += n * micro_tokens
+      if backup is not None and not finite(jax.device_get(metrics)):
+        records.write({"kind": "skip", "step": step + 1, "batch_rows": n * tc.micro_batch,
+                       "tokens": tokens})
+        rollback.skip(step + 1, n * tc.micro_batch)  # raises once train.max_skips are spent
+        state = backup
+        continue
+      step += 1
+      spent, stopping = parallel.agree(elapsed(), stop.signum is not None)
+      log = step % tc.log_every == 0 or done(step, spent) or stopping
+      due = spent - last_save >= tc.checkpoint_minutes * 60 or (
+          tc.checkpoint_steps > 0 and step % tc.checkpoint_steps == 0)
+      if log or due:
+        metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}  # the only host sync
+        problem = rollback.check(step, metrics)  # raises unless train.on_nonfinite="skip"
+        if problem:
+          ckpts.wait()
+          saved_step, state, iterator, meta = restore()
+          step, tokens = int(state.step), meta["tokens"]
+          rollback.restarted(step)
+          records.rewind(step)
+          speed.restart(tokens)
+          print(f"{problem}; rolling back to step {step} to skip the batch that causes it",
+                file=sys.stderr, flush=True)
+          continue
+      if log:
+        line = speed.measure(tokens)
+        records.write({"kind": "train", "step": step, **metrics, "batch_rows": n * tc.micro_batch,
+                       "progress": float(t), "elapsed_s": elapsed(), "tokens": tokens, **line})
+        where = f"step {step}/{tc.max_steps}" if tc.max_steps else f"step {step}"
+        bar.update(step if tc.max_steps else elapsed(),
+                   f"{where} | loss {metrics['loss']:.3f} | acc {metrics['accuracy']:.3f} | "
+                   f"{line['tokens_per_s'] / 1e3:.1f}k tok/s"
+                   + (f" | MFU {line['mfu']:.1%}" if "mfu" in line else "")
+                   + f" | lr {metrics['lr']:.2e} | batch {n * tc.micro_batch} | "
+                   f"{_duration(budget_s - elapsed())} of budget left")
+      if due:
+        save()
+        last_save, saved_step = spent, step
+    if saved_step != step:
+      save()
+    ckpts.wait()  # inside the signal guard: a signal during the last save does not cut it short
+  if stopping:
+    raise stop.interrupted(step)
+  print(f"stopped at step {step} after {_duration(elapsed())}; {tokens / 1e6:.1f}M tokens seen",
+        flush=True)
+  return _final_evaluation(config, workdir, model, state, store, step)
+
+
+class _Speed:
+  """Tokens per second since the last logged step, and the model FLOP utilisation they give."""
+
+  def __init__(self, config, model, tokens: int):
+    masked = masking.num_masked(config.data.mask_rate, config.data.seq_len)
+    self.flops = flops_per_token(model.config, masked)
+    self.peak = progress.peak_flops(jax.local_devices()[0].device_kind, config.model.dtype,
+                                    config.train.peak_tflops)
+    self.restart(tokens)
+
+  def restart(self, tokens: int):
+    self.since = (time.monotonic(), tokens)
+
+  def measure(self, tokens: int) -> dict:
+    now = time.monotonic()
+    tokens_per_s = (tokens - self.since[1]) / (now - self.since[0])
+    self.since = (now, tokens)
+    mfu = {"mfu": tokens_per_s * self.flops / self.peak} if self.peak else {}
+    return {"tokens_per_s": tokens_per_s, "tflops_per_s": tokens_per_s * self.flops / 1e12, **mfu}
+
+
+def _final_evaluation(config, workdir, model, state, store, step) -> dict:
+  """Held-out MLM of the last step, recorded once: a finished run rerun reports it again."""
+  primary = jax.process_index() == 0
+  done_before = [r for r in metrics_log.read(workdir) if r["kind"] == "eval" and r["step"] == step]
+  if done_before:
+    results = {k: v for k, v in done_before[-1].items() if k not in ("kind", "step")}
+  else:
+    params = parallel.gather(state.params)  # whole on every process: the first evaluates
+    if not primary:
+      return {}
+    results = evaluate.mlm(model, params, store, config)
+    with _Records(workdir, primary, step) as records:
+      records.write({"kind": "eval", "step": step, **results})
+  if not primary:
+    return results
+  print(evaluate.format_mlm(results), flush=True)
+  print(f"report: {report.write(workdir)}", flush=True)
+  return results
+
+
+def _duration(seconds: float) -> str:
+  seconds = max(0, int(seconds))
+  return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
+         f"{seconds // 60}m{seconds % 60:02d}s"
+

@@ -1,0 +1,110 @@
+"""The fine-tuning loop: one compiled train step per model and task shape, seeded end to end.
+
+`trainer` builds (and caches) the jitted init, step and predict of a model for a task; `finetune`
+runs one seed of it and returns its dev predictions. The models are the pretrained classifier,
+the same from random init, and the CNN baseline: the only difference between their rows is the
+model.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxbert import optim
+
+
+def trainer(model, cfg, num_train: int, regression: bool = False, lr: float | None = None):
+  """(batch size, steps per epoch, jitted init, jitted train step, jitted predict) for a task.
+
+  Built once per model and task shape and kept, so every seed, and tasks of the same size, reuse
+  one compiled step. `model` is called as model(tokens, mask, deterministic) and returns
+  [B, outputs]; `lr` defaults to cfg.lr.
+  """
+  keys = ("batch_size", "epochs", "lr", "warmup", "b1", "b2", "eps", "weight_decay")
+  return _trainer(model, tuple(cfg[k] for k in keys), num_train, regression,
+                  cfg.lr if lr is None else lr)
+
+
+@functools.lru_cache(maxsize=16)
+def _trainer(model, settings, num_train, regression, lr):
+  batch_size, epochs, _, warmup, b1, b2, eps, weight_decay = settings
+  batch = min(batch_size, num_train)
+  per_epoch = num_train // batch  # the remainder differs per epoch, so no example is left out
+  total = epochs * per_epoch
+  schedule = optax.warmup_cosine_decay_schedule(
+      0.0, lr, warmup_steps=round(warmup * total), decay_steps=total)
+  tx = optax.adamw(schedule, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
+                   mask=optim.decay_mask)
+
+  @jax.jit
+  def init(key, tokens, mask, encoder_params):
+    # One compiled init: op-by-op init of a model costs dozens of small compiles.
+    params = model.init({"params": key}, tokens, mask)["params"]
+    if encoder_params is not None:  # copied into new buffers, which the train step may donate
+      params = {**params, "encoder": encoder_params}
+    return params, tx.init(params)
+
+  def loss_fn(params, batch, key):
+    out = model.apply({"params": params}, batch["tokens"], batch["mask"],
+                      deterministic=False, rngs={"dropout": key})
+    if regression:
+      return jnp.mean((out[:, 0] - batch["label"]) ** 2)
+    return optax.softmax_cross_entropy_with_integer_labels(out, batch["label"]).mean()
+
+  @functools.partial(jax.jit, donate_argnums=(0,))
+  def train_step(carry, batch, key):
+    params, opt_state = carry
+    loss, grads = jax.value_and_grad(loss_fn)(params, batch, key)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), opt_state), loss
+
+  @jax.jit
+  def predict(params, tokens, mask):
+    out = model.apply({"params": params}, tokens, mask)
+    return out[:, 0] if regression else jnp.argmax(out, axis=-1)
+
+  return batch, per_epoch, init, train_step, predict
+
+
+def finetune(model, steps, encoder_params, train, devs: dict, cfg, seed: int) -> dict:
+  """Dev predictions {split: array} of one fine-tune. `encoder_params` None: random init.
+
+  `steps` is `trainer(...)`; train is (tokens, mask, labels), devs {split: (tokens, mask)}.
+  Everything random derives from `seed`: the head (and random encoder) init, the example order,
+  the dropout masks.
+  """
+  batch, per_epoch, init, train_step, predict = steps
+  key = jax.random.key(seed)
+  tokens, mask, labels = train
+  carry = init(jax.random.fold_in(key, 0), tokens[:1], mask[:1], encoder_params)
+  # Committed to the device either way: a restored encoder is, a random init would not be, and
+  # jit compiles a step anew for each; one compiled step serves both.
+  carry, step = jax.device_put(carry, jax.devices()[0]), 0
+  for epoch in range(cfg.epochs):
+    order = np.random.default_rng([seed, epoch]).permutation(len(labels))
+    for b in range(per_epoch):
+      i = order[b * batch: (b + 1) * batch]
+      dropout_key = jax.random.fold_in(jax.random.fold_in(key, 1), step)
+      carry, loss = train_step(carry, dict(tokens=tokens[i], mask=mask[i], label=labels[i]),
+                               dropout_key)
+      step += 1
+  if not np.isfinite(float(loss)):
+    raise FloatingPointError(f"fine-tuning loss is {float(loss)} at the end (seed {seed}); "
+                             "lower the learning rate")
+  return {name: predict_all(predict, carry[0], dev, cfg.eval_batch_size)
+          for name, dev in devs.items()}
+
+
+def predict_all(predict, params, arrays, batch):
+  """predict over (tokens, mask) in batches of `batch` rows, the last padded: one compiled shape."""
+  tokens, mask = arrays
+  n = len(tokens)
+  pad = -n % batch  # padded to whole batches: one compiled shape
+  tokens, mask = (np.concatenate([a, np.zeros((pad, a.shape[1]), a.dtype)]) for a in (tokens, mask))
+  mask[n:, 0] = 1  # an all-masked padding row would make attention divide by zero
+  out = [np.asarray(predict(params, tokens[s:s + batch], mask[s:s + batch]))
+         for s in range(0, len(tokens), batch)]
+  return np.concatenate(out)[:n]
