@@ -10,8 +10,8 @@ For them, and for every word of the dev texts, it prints one JSON object: how ma
 the training documents of --sources (data.sources' syntax; the shipped corpus by default) hold,
 and what share of those words they show 0 times, fewer than 10, fewer than 100 times; with
 --tokens_read, also about how many times a pretraining run that reads that many corpus tokens
-(the run's "tokens seen") meets the median label word. Words are lowercased runs of letters and apostrophes, not WordPiece tokens,
-so the figures hold whatever the vocabulary.
+(the run's "tokens seen") meets the median label word. Words are lowercased runs of letters and
+apostrophes, not WordPiece tokens, so the figures hold whatever the vocabulary.
 """
 
 import collections

@@ -1,4 +1,4 @@
-"""XLA's persistent compilation cache for jaxbert's commands: each program compiles once per machine.
+"""XLA's persistent compilation cache for jaxbert's commands: a program compiles once per machine.
 
 Compiling counts against a cram's budget, and each batch size of the ramp is its own program (a
 16-layer step takes tens of seconds to compile on a GPU, a tiny one about ten on a CPU core). With

@@ -229,7 +229,10 @@ def test_import_mode_makes_a_workdir_to_evaluate_finetune_and_train(hf_dir, tmp_
   tokenizer_json = os.path.join(workdir, "tokenizer.json")
   assert tokenizer_lib.load(tokenizer_json).get_vocab() == hf.load(path).tokenizer.get_vocab()
 
-  run_py("--mode=evaluate", f"--workdir={workdir}")
+  # In this process from here on (run.py's modes call these same functions): no start-ups.
+  from jaxbert.pretrain import evaluate, loop
+  from jaxbert.tasks import compare
+  evaluate.evaluate_checkpoint(workdir)
   store = workdir_lib.token_store(config, workdir)
   assert store.manifest["settings"]["tokenizer"]["type"] == "given"
   with open(tokenizer_json, "rb") as a, open(store.tokenizer_path, "rb") as b:
@@ -238,15 +241,16 @@ def test_import_mode_makes_a_workdir_to_evaluate_finetune_and_train(hf_dir, tmp_
   assert store.train[0].max() < config.model.vocab_size
   assert (np.asarray(store.train[:8]) == data.UNK_ID).any()
 
-  proc = run_py("--mode=finetune", f"--workdir={workdir}", "--config=configs/tiny.py",
-                "--config.finetune.max_len=24")
-  assert "pretrained" in proc.stdout
-  run_py(f"--workdir={workdir}")  # pretrains further from step 0, with the workdir's config.json
+  settings = workdir_lib.read_config(workdir).finetune  # tiny.py's, given to the import
+  settings.max_len = 24
+  assert compare.run(workdir, settings)["rows"][0]["pretrained"] >= 0
+  # Pretrains further from step 0, with the workdir's config.json, as run.py --workdir=W does.
+  loop.train_and_evaluate(workdir_lib.read_config(workdir), workdir)
   lines = [line for line in open(os.path.join(workdir, "metrics.jsonl")) if '"train"' in line]
   assert len(lines) == 3  # tiny.py's 3 steps
   assert os.path.exists(os.path.join(workdir, "report.md"))
   out = str(tmp_path / "exported")  # step 0 goes out as it came in
-  run_py("--mode=export", f"--workdir={workdir}", "--step=0", f"--out={out}")
+  hf.export(workdir, out, 0)
   jax.tree.map(np.testing.assert_array_equal, hf.load(out).params, hf.load(path).params)
 
   before = sorted(os.listdir(workdir))

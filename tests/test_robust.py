@@ -305,9 +305,11 @@ def test_a_moved_workdir_resumes_with_its_own_tokenizer(tmp_path):
   given by data.tokenizer that differs from the workdir's is refused, nothing written."""
   args = ["--config=configs/tiny.py", "--config.train.max_steps=3"]
   stay, workdir = str(tmp_path / "stay"), str(tmp_path / "run")
-  for w in (stay, workdir):
-    run_py("--config=configs/tiny.py", "--config.train.max_steps=2", f"--workdir={w}")
-  run_py(*args, f"--workdir={stay}")  # resumed on this machine
+  two, three = tiny.get_config(), tiny.get_config()
+  two.train.max_steps, three.train.max_steps = 2, 3
+  for w in (stay, workdir):  # in this process: this machine, its cache
+    loop.train_and_evaluate(two, w)
+  loop.train_and_evaluate(three, stay)  # resumed on this machine
   here = [r for r in metrics.read(workdir) if r["kind"] == "eval"]
   assert here
 
