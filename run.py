@@ -4,7 +4,10 @@
   python run.py --workdir=workdirs/quick                               # resume with its config.json
   python run.py --mode=evaluate --workdir=workdirs/quick [--step=N]    # held-out MLM
   python run.py --mode=report --workdir=workdirs/quick                 # report.md and curves.png
-  python run.py --mode=finetune --workdir=workdirs/quick               # fine-tuning table
+  python run.py --mode=finetune --workdir=workdirs/quick               # table; saves a classifier
+  python run.py --mode=predict --workdir=workdirs/quick --input=-      # classify stdin's lines
+  python run.py --mode=embed --workdir=W --input=texts.txt --output=X.npy   # [rows, hidden]
+  python run.py --mode=evaluate --workdir=W --classifier=NAME --input=labelled.csv
   python run.py --mode=glue --workdir=W --config=configs/glue.py --config.finetune.task=glue:DIR
   python run.py --mode=prepare --config=configs/quick.py               # build the token store only
   python run.py --mode=export --workdir=workdirs/quick --out=DIR       # in Hugging Face's layout
@@ -24,9 +27,12 @@ flags.DEFINE_string("workdir", None, "Run directory: config, metrics, checkpoint
                     "Default: workdirs/<config file name>.")
 flags.DEFINE_enum("mode", "train",
                   ["train", "evaluate", "finetune", "glue", "report", "prepare", "export",
-                   "import"],
-                  "train (or resume); evaluate a checkpoint of --workdir on the held-out rows; "
-                  "finetune its latest checkpoint on finetune.task; glue: the GLUE-sane protocol "
+                   "import", "predict", "embed"],
+                  "train (or resume); evaluate a checkpoint of --workdir on the held-out rows "
+                  "(with --classifier: that classifier on --input, a labelled file); "
+                  "finetune its latest checkpoint on finetune.task and save the classifier; "
+                  "predict: label --input's texts with a saved classifier; embed: --input's "
+                  "texts as vectors in --output.npy; glue: the GLUE-sane protocol "
                   "on every GLUE task of finetune.task (settings: --config's finetune.*, else the "
                   "workdir's); (re)make its report.md and curves.png; prepare --config's token "
                   "store (no workdir needed); export a checkpoint to --out in Hugging Face's "
@@ -36,6 +42,17 @@ flags.DEFINE_integer("step", None, "evaluate, export: the checkpoint step (defau
 flags.DEFINE_string("out", None, "export: the directory to write (created).")
 flags.DEFINE_string("hf", None, "import: a Hugging Face BERT directory (config.json, "
                     "model.safetensors or pytorch_model.bin, vocab.txt or tokenizer.json).")
+flags.DEFINE_string("classifier", None, "predict, embed, evaluate, export: a classifier saved "
+                    "in --workdir/classifiers/ (predict: optional when it holds one; embed: "
+                    "without it, the pretrained encoder, mean-pooled).")
+flags.DEFINE_string("input", None, "predict, embed, evaluate: a .txt (one text a line), .csv, "
+                    ".tsv or .jsonl file, or - for stdin.")
+flags.DEFINE_string("output", None, "predict: a .jsonl file (default: stdout); embed: a .npy file.")
+flags.DEFINE_string("text_column", None, "predict, embed, evaluate: the text's column or key "
+                    "(default: the classifier's finetune.text_column).")
+flags.DEFINE_string("input_format", "", "predict, embed, evaluate: txt, csv, tsv or jsonl, when "
+                    "--input's name does not say (stdin is read as txt).")
+flags.DEFINE_bool("overwrite", False, "predict, embed: replace an existing --output file.")
 flags.DEFINE_string("coordinator", None, "Several processes (hosts): HOST:PORT of process 0, "
                     "with --num_processes and --process_id; the same command on every host.")
 flags.DEFINE_integer("num_processes", None, "Several processes: how many.")
@@ -56,6 +73,9 @@ def main(argv):
     raise app.UsageError(f"--mode={FLAGS.mode} needs --workdir")
   if FLAGS.mode == "import" and FLAGS.hf is None:
     raise app.UsageError("--mode=import needs --hf=DIR, the Hugging Face directory to read")
+  if FLAGS.mode in ("predict", "embed") or (FLAGS.mode == "evaluate" and FLAGS.classifier):
+    if FLAGS.input is None:
+      raise app.UsageError(f"--mode={FLAGS.mode} needs --input=FILE (or - for stdin)")
   if FLAGS.mode == "export" and FLAGS.out is None:
     raise app.UsageError("--mode=export needs --out=DIR, the directory to write")
   resume_own = (FLAGS.mode == "train" and FLAGS.config is None and FLAGS.workdir is not None
@@ -80,7 +100,11 @@ def main(argv):
 
   if FLAGS.mode == "train":  # before jax starts its backend; see allocator for why train only
     allocator.keep_freed_memory()
-  compile_cache.enable(FLAGS.config.data.cache_dir if FLAGS.config is not None else "")
+  # Predicting compiles a dozen small programs (one per batch shape), each well under the 1 s
+  # below which JAX would not keep it: kept, a second --mode=predict starts without compiling.
+  using = FLAGS.mode in ("predict", "embed") or (FLAGS.mode == "evaluate" and FLAGS.classifier)
+  compile_cache.enable(FLAGS.config.data.cache_dir if FLAGS.config is not None else "",
+                       min_compile_seconds=0.0 if using else None)
   if FLAGS.coordinator is not None:
     import jax
 
@@ -97,20 +121,40 @@ def main(argv):
   from jaxbert.workdir import report
 
   try:
-    if FLAGS.mode == "evaluate":
+    if FLAGS.mode in ("predict", "embed") or (FLAGS.mode == "evaluate" and FLAGS.classifier):
+      from jaxbert.inference import commands
+
+      common = dict(text_column=FLAGS.text_column, input_format=FLAGS.input_format)
+      if FLAGS.mode == "evaluate":
+        commands.evaluate(FLAGS.workdir, FLAGS.classifier, FLAGS.input, **common)
+      else:
+        if FLAGS.mode == "embed":
+          common["step"] = FLAGS.step
+        getattr(commands, FLAGS.mode)(FLAGS.workdir, FLAGS.classifier, FLAGS.input,
+                                      FLAGS.output, overwrite=FLAGS.overwrite, **common)
+    elif FLAGS.mode == "evaluate":
       evaluate.evaluate_checkpoint(FLAGS.workdir, FLAGS.step)
     elif FLAGS.mode == "report":
       print(f"report: {report.write(FLAGS.workdir)}")
     elif FLAGS.mode == "prepare":
       print(data.store.summary(data.prepare(FLAGS.config.data, FLAGS.config.model.vocab_size)))
     elif FLAGS.mode in ("finetune", "glue"):
+      from jaxbert.inference import commands
+
       settings = FLAGS.config or workdir_lib.read_config(FLAGS.workdir)
-      (compare.run if FLAGS.mode == "finetune" else compare.glue)(
+      result = (compare.run if FLAGS.mode == "finetune" else compare.glue)(
           FLAGS.workdir, settings.get("finetune"))
+      commands.show_use(FLAGS.workdir, result["classifiers"])
     elif FLAGS.mode == "export":
       from jaxbert import hf  # reads and writes safetensors with numpy: no torch needed
 
-      print(hf.export(FLAGS.workdir, FLAGS.out, FLAGS.step), flush=True)
+      if FLAGS.classifier:
+        from jaxbert.inference import loaded
+
+        directory = loaded.find(FLAGS.workdir, FLAGS.classifier)
+        print(hf.export_classifier(directory, FLAGS.out), flush=True)
+      else:
+        print(hf.export(FLAGS.workdir, FLAGS.out, FLAGS.step), flush=True)
     elif FLAGS.mode == "import":
       from jaxbert import hf
 
@@ -124,8 +168,11 @@ def main(argv):
         workdir, run_config = FLAGS.workdir or os.path.join("workdirs", config_name), FLAGS.config
       loop.train_and_evaluate(run_config, workdir)
       if run_config.finetune.after_training and jax_process_index() == 0:
-        compare.after_training(workdir, run_config.finetune)
+        from jaxbert.inference import commands
+
+        result = compare.after_training(workdir, run_config.finetune)
         print(f"report: {report.write(workdir)}")
+        commands.show_use(workdir, result.get("classifiers", {}))
   except (OSError, config.ConfigError, workdir_lib.IncompatibleCheckpoint,
           checkpoint.DamagedCheckpoint, checkpoint.SaveFailed, workdir_lib.WorkdirError,
           rollback.NonFiniteLoss) as e:

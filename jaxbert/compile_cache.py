@@ -12,12 +12,13 @@ import os
 MAX_BYTES = 4 * 2**30  # least recently used entries go first beyond this
 
 
-def enable(cache_root: str = "") -> str:
+def enable(cache_root: str = "", min_compile_seconds: float | None = None) -> str:
   """Turns the cache on for this process and returns its directory.
 
   $JAX_COMPILATION_CACHE_DIR, if set, is JAX's own setting and is left as it is; else entries go
   to CACHE_ROOT/xla, where CACHE_ROOT defaults to $JAXBERT_CACHE or ~/.cache/jaxbert (the token
-  stores' root)."""
+  stores' root). `min_compile_seconds`: keep programs that compiled at least this fast (JAX's
+  default, 1 s, when None)."""
   import jax
 
   from jaxbert.data.text import resolve_cache
@@ -27,4 +28,6 @@ def enable(cache_root: str = "") -> str:
     path = os.path.join(resolve_cache(cache_root), "xla")
     jax.config.update("jax_compilation_cache_dir", path)
   jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)  # needs filelock, a dependency
+  if min_compile_seconds is not None:  # JAX keeps only programs that took 1 s or more by default
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_seconds)
   return path

@@ -119,8 +119,12 @@ def default() -> ml_collections.ConfigDict:
   # Fine-tuning: the cramming paper's "GLUE-sane" protocol; small CPU models want a higher lr.
   c.finetune = f = ml_collections.ConfigDict()
   # "sentiment" | "spam" (shipped), "glue:DIR[:TASK,...]" (a GLUE directory), "tfds:glue/sst2[,...]"
-  # (prepared TFDS GLUE) or "file:PATH[,DEV_PATH]" (own CSV/TSV/JSONL); see jaxbert/data/tasks.py
+  # (prepared TFDS GLUE) or "file:PATH[,DEV_PATH]" (own CSV/TSV/JSONL); see jaxbert/data/labelled/
   f.task = "sentiment"
+  # The classifier kept is saved as WORKDIR/classifiers/NAME ("" = the task's name; a GLUE run
+  # saves NAME-TASK for each task), for --mode=predict, embed, evaluate and export.
+  f.name = ""
+  f.overwrite = False  # replace a saved classifier of that name made with other settings
   f.after_training = False  # train mode: fine-tune on f.task when pretraining ends, print the table
   f.text_column = "text"  # file tasks: the column (CSV/TSV header or JSON key) of the text
   f.text_b_column = ""  # file tasks: the second text of a pair ("" = single texts)
@@ -152,6 +156,13 @@ def default() -> ml_collections.ConfigDict:
   return c
 
 
+def compute_dtype() -> str:
+  """model.dtype "auto": bfloat16 on GPU and TPU, float32 on CPU (params are float32 anyway)."""
+  import jax  # here, not at the top: data-preparation worker processes import this module
+
+  return "float32" if jax.default_backend() == "cpu" else "bfloat16"
+
+
 def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Checks the config and fills in what depends on the machine ("auto" dtype)."""
   config = ml_collections.ConfigDict(config.to_dict())  # a copy we may edit
@@ -159,8 +170,7 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise ConfigError(f"budget_hours={config.budget_hours} must be > 0: the wall-clock budget "
                       "in hours")
   if config.model.dtype == "auto":
-    import jax  # here, not at the top: data-preparation worker processes import this module
-    config.model.dtype = "float32" if jax.default_backend() == "cpu" else "bfloat16"
+    config.model.dtype = compute_dtype()
   t = config.train
   if t.micro_batch < 0 or (t.micro_batch and t.batch_size % t.micro_batch):
     raise ConfigError(f"train.batch_size={t.batch_size} is not a multiple of "

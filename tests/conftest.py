@@ -19,13 +19,14 @@ def cache_dir(tmp_path_factory):
   return path
 
 
-def run_py(*args, timeout=300, check=True, env=None, faults=None):
+def run_py(*args, timeout=300, check=True, env=None, faults=None, stdin=None):
   """Runs `python run.py ARGS` from the repository root (`env` adds variables to the process's
-  environment; `faults`, e.g. "kill@save:7", crashes it where tests/faults.py says); returns the
-  CompletedProcess."""
+  environment; `faults`, e.g. "kill@save:7", crashes it where tests/faults.py says; `stdin`, text
+  fed to it); returns the CompletedProcess."""
   command = ["tests/faults.py", faults] if faults else ["run.py"]
   proc = subprocess.run([sys.executable, *command, *args], cwd=ROOT, capture_output=True,
-                        text=True, timeout=timeout, env={**os.environ, **(env or {})})
+                        text=True, input=stdin, timeout=timeout,
+                        env={**os.environ, **(env or {})})
   if check and proc.returncode != 0:
     raise AssertionError(f"run.py {' '.join(args)} failed ({proc.returncode}):\n"
                          f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")

@@ -294,9 +294,9 @@ def test_cnn_learns_which_token_decides_the_label():
   cfg = _quick_cfg(epochs=15, batch_size=16, cnn_lr=1e-2)
   cnn = baselines.TextCNN(64, 16, 8, 2, 0.0)
   steps = finetune.trainer(cnn, cfg, 64, lr=cfg.cnn_lr)
-  predicted = finetune.finetune(cnn, steps, None, (tokens, mask, labels),
-                                {"dev": (tokens, mask)}, cfg, 0)["dev"]
-  assert (predicted == labels).mean() == 1.0
+  outputs, _ = finetune.finetune(cnn, steps, None, (tokens, mask, labels),
+                                 {"dev": (tokens, mask)}, cfg, 0)
+  assert (finetune.labels(outputs["dev"]) == labels).mean() == 1.0
 
 
 # -- the encoder heads on a real checkpoint ------------------------------------------------------
@@ -383,10 +383,13 @@ def test_classification_and_regression_heads_on_the_original_arch():
     model = classifier.Classifier(model_config, outputs)
     steps = finetune.trainer(model, cfg, 6, regression=outputs == 1)
     assert steps[1] * cfg.epochs == 3
-    predicted = finetune.finetune(model, steps, None, (tokens, mask, labels),
-                                  {"dev": (tokens, mask)}, cfg, 0)["dev"]
-    assert predicted.shape == (6,) and np.isfinite(predicted).all()
-    assert predicted.dtype == (np.float32 if outputs == 1 else np.int32)
+    out, params = finetune.finetune(model, steps, None, (tokens, mask, labels),
+                                    {"dev": (tokens, mask)}, cfg, 0)
+    assert out["dev"].shape == ((6,) if outputs == 1 else (6, 3))
+    assert np.isfinite(out["dev"]).all() and out["dev"].dtype == np.float32
+    # BERT's pooler on [CLS], then the head: BertForSequenceClassification's layout.
+    assert params["pooler"]["kernel"].shape == (16, 16)
+    assert finetune.labels(out["dev"]).shape == (6,)
 
 
 def test_finetune_is_deterministic_per_seed(workdir):
@@ -400,7 +403,8 @@ def test_finetune_is_deterministic_per_seed(workdir):
   steps = finetune.trainer(model, cfg, 32)
   runs = [finetune.finetune(model, steps, encoder, examples, {"dev": examples[:2]}, cfg, 0)
           for _ in range(2)]
-  np.testing.assert_array_equal(runs[0]["dev"], runs[1]["dev"])
+  np.testing.assert_array_equal(runs[0][0]["dev"], runs[1][0]["dev"])
+  jax.tree.map(np.testing.assert_array_equal, runs[0][1], runs[1][1])
 
 
 def test_three_step_finetune_on_embedded_task_records(workdir, capsys):
@@ -504,7 +508,12 @@ def test_training_ends_with_the_table_once_per_checkpoint(tmp_path):
       "fine-tuned checkpoint step 3"))]
   lines = len([r for r in metrics.read(workdir) if r["kind"] == "finetune"])
   assert lines > 0
+  # Then where the classifier is, the command that uses it, and two answers on unseen texts.
+  use = first[first.index("classifier: "):]
+  assert use.startswith(f"classifier: {workdir}/classifiers/sentiment\n  python run.py "
+                        f"--mode=predict --workdir={workdir} --input=-")
+  assert "'A tender, funny film that earns every minute of its ending.' -> " in use
   again = run_py(*args).stdout  # a finished run: the same table again, nothing redone
-  assert table in again
+  assert table in again and use in again
   assert len([r for r in metrics.read(workdir) if r["kind"] == "finetune"]) == lines
   assert "Fine-tuning" in open(os.path.join(workdir, "report.md")).read()

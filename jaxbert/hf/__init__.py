@@ -4,6 +4,8 @@
                               -> ModelConfig, params, tokenizer; for evaluation and fine-tuning
   export(WORKDIR, OUT)        a workdir's checkpoint -> a directory that transformers'
                               BertForMaskedLM and AutoTokenizer load (crammed arch: see below)
+  export_classifier(DIR, OUT) a saved classifier (original arch, [CLS] pooling) -> a directory
+                              that AutoModelForSequenceClassification loads, with its labels
 
 The two architectures map one-to-one except in three places, each handled exactly:
 - Token types. jaxbert feeds one segment, so every token gets type 0. Import adds the type-0 row
@@ -29,7 +31,7 @@ export needs torch; only a pytorch_model.bin does.
 
 from .names import CRAMMED_TYPE, SPECIAL_TOKENS, flatten, name_map, unflatten
 from .reading import Imported, import_workdir, load
-from .writing import export, export_params, hf_config
+from .writing import export, export_classifier, export_params, hf_config
 
 __all__ = ["CRAMMED_TYPE", "SPECIAL_TOKENS", "flatten", "name_map", "unflatten", "Imported",
-           "import_workdir", "load", "export", "export_params", "hf_config"]
+           "import_workdir", "load", "export", "export_classifier", "export_params", "hf_config"]

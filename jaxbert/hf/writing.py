@@ -104,3 +104,50 @@ def export(workdir: str, out: str, step: int | None = None) -> str:
   loads = ("transformers' BertForMaskedLM and AutoTokenizer" if model_config.arch == "original"
            else "jaxbert.hf.load (the crammed arch has no transformers class)")
   return f"exported checkpoint step {saved.step} of {workdir} to {out}; load it with {loads}"
+
+
+def export_classifier(directory: str, out: str) -> str:
+  """A saved classifier (original arch, [CLS] pooling) -> a directory that transformers'
+  AutoModelForSequenceClassification and AutoTokenizer load; returns a one-line summary."""
+  from jaxbert.tasks import saved  # a classifier directory: read only here
+
+  meta, params = saved.read(directory)
+  config = ModelConfig.from_dict(meta["model"])
+  if config.arch != "original":
+    raise ConfigError(f"{directory} is a crammed-arch classifier: transformers has no class for "
+                      "the crammed arch, so it cannot be exported to transformers yet; use it "
+                      "with --mode=predict or jaxbert.Classifier")
+  if meta["pooling"] != "first":
+    raise ConfigError(f"{directory} mean-pools its tokens; BertForSequenceClassification reads "
+                      "the [CLS] position through its pooler: fine-tune with "
+                      "--config.finetune.pooling=first to export")
+  _check_empty(out)
+  os.makedirs(out, exist_ok=True)
+  flat = {k: np.asarray(v, np.float32) for k, v in flatten(params).items()}
+  tensors = {hf: (flat[path].T if transpose else flat[path])
+             for hf, path, transpose in name_map(config.num_layers) if path.startswith("encoder/")}
+  tensors["bert.embeddings.token_type_embeddings.weight"] = np.zeros(
+      (2, config.hidden_size), np.float32)
+  tensors.update({"bert.pooler.dense.weight": flat["pooler/kernel"].T,
+                  "bert.pooler.dense.bias": flat["pooler/bias"],
+                  "classifier.weight": flat["head/kernel"].T, "classifier.bias": flat["head/bias"]})
+  write_safetensors(os.path.join(out, "model.safetensors"), tensors, {"format": "pt"})
+  regression = meta["labels"] == "regression"
+  labels = ["value"] if regression else meta["labels"]
+  spec = {**hf_config(config), "architectures": ["BertForSequenceClassification"],
+          "id2label": dict(enumerate(labels)), "label2id": {c: i for i, c in enumerate(labels)},
+          "num_labels": len(labels),
+          "problem_type": "regression" if regression else "single_label_classification"}
+  with open(os.path.join(out, "config.json"), "w") as f:
+    json.dump(spec, f, indent=2)
+  _tokenizer_files(Tokenizer.from_file(os.path.join(directory, "tokenizer.json")), out,
+                   meta.get("lowercase", True), meta["max_len"])
+  return (f"exported the classifier {directory} to {out}; load it with transformers' "
+          "AutoModelForSequenceClassification and AutoTokenizer")
+
+
+def _check_empty(out: str):
+  """Nothing of the user's is overwritten: `out` must be new, empty, or an export of ours."""
+  if os.path.isdir(out) and os.listdir(out) and not os.path.exists(
+      os.path.join(out, "model.safetensors")):
+    raise ConfigError(f"{out} is not empty and holds no earlier export; choose a new --out")

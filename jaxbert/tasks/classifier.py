@@ -19,20 +19,28 @@ class Classifier(nn.Module):
   pooling: "first", the [CLS] position as in BERT; or "mean", the average over the example's
     tokens (padding left out). Our pretraining rows hold no [CLS], so after a short cram its
     output has learned nothing yet, while every other position has.
+  The original arch pools "first" through BERT's pooler (a dense layer and tanh), so that its
+  classifiers are transformers' BertForSequenceClassification, weight for weight.
   """
   config: ModelConfig
   num_outputs: int
   pooling: str = "first"
 
   @nn.compact
-  def __call__(self, tokens, mask, deterministic=True):
+  def __call__(self, tokens, mask, deterministic=True, pooled=False):
+    """[B, num_outputs] float32 outputs; with `pooled`, the [B, hidden] vector the head reads."""
     c = self.config
     x = Encoder(c, name="encoder")(tokens, attention_mask=mask, deterministic=deterministic)
     if self.pooling == "mean":
       w = mask.astype(jnp.float32)[..., None]
       x = (x.astype(jnp.float32) * w).sum(1) / jnp.maximum(w.sum(1), 1.0)
+    elif c.arch == "original":
+      x = jnp.tanh(nn.Dense(c.hidden_size, kernel_init=nn.initializers.normal(c.init_std),
+                            param_dtype=jnp.float32, name="pooler")(x[:, 0].astype(jnp.float32)))
     else:
-      x = x[:, 0]
+      x = x[:, 0].astype(jnp.float32)
+    if pooled:
+      return x
     x = nn.Dropout(c.dropout)(x, deterministic=deterministic)
     return nn.Dense(self.num_outputs, kernel_init=nn.initializers.normal(c.init_std),
                     param_dtype=jnp.float32, name="head")(x.astype(jnp.float32))

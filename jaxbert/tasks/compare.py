@@ -15,7 +15,9 @@ import dataclasses
 import json
 import os
 import time
+import typing
 
+import jax
 import ml_collections
 import numpy as np
 
@@ -28,7 +30,7 @@ from jaxbert.data.labelled import column
 from jaxbert.model import ModelConfig
 from jaxbert.workdir import metrics as metrics_log
 
-from . import baselines, tables
+from . import baselines, saved, tables
 from . import classifier as classifier_lib
 from . import finetune as finetune_lib
 
@@ -52,7 +54,8 @@ def _check(cfg, model_max_len: int) -> int:
 
 
 def run_task(task, tokenizer, model_config: ModelConfig, encoder_params, cfg, max_len: int):
-  """Rows {task, metric, <model>: median, <model>_seeds: [...]} of one task, one per column."""
+  """(rows, kept) of one task: rows {task, metric, <model>: median, <model>_seeds: [...]}, one
+  per column; kept, the pretrained classifier worth saving (see `_keep`)."""
   train = task.train
   if 0 < cfg.max_train_examples < len(train):
     train = train.subset(np.sort(
@@ -84,11 +87,15 @@ def run_task(task, tokenizer, model_config: ModelConfig, encoder_params, cfg, ma
   if not cfg.baselines:
     runs = {"pretrained": runs["pretrained"]}
   per_seed = {name: [] for name in runs}
+  candidates = []  # (dev outputs, params) of each pretrained seed, on the host
   for seed in range(cfg.seeds):
     for name, (model, steps, params) in runs.items():
       steps = steps or runs["pretrained"][1]
-      predictions = finetune_lib.finetune(model, steps, params, arrays, devs, cfg, seed)
-      per_seed[name].append(tables.score(task, predictions))
+      outputs, trained = finetune_lib.finetune(model, steps, params, arrays, devs, cfg, seed)
+      if name == "pretrained":
+        candidates.append((outputs, jax.device_get(trained)))
+      per_seed[name].append(tables.score(
+          task, {s: finetune_lib.labels(o) for s, o in outputs.items()}))
       shown = ", ".join(f"{c} {v:.4f}" for c, v in per_seed[name][-1].items())
       print(f"[finetune] {task.name} seed {seed} {name}: {shown}", flush=True)
   medians = {name: tables.aggregate(s) for name, s in per_seed.items()}
@@ -105,7 +112,27 @@ def run_task(task, tokenizer, model_config: ModelConfig, encoder_params, cfg, ma
       row.update(train_examples=len(train), train_examples_cut=cut,
                  dev_examples=len(task.dev[split]))
       rows.append(row)
-  return rows
+  return rows, _keep(task, per_seed["pretrained"], candidates, cut)
+
+
+class Kept(typing.NamedTuple):
+  """The pretrained fine-tune a task keeps: the seed whose headline dev score is the median."""
+  seed: int
+  params: dict
+  dev: dict  # {column: score} of that seed
+  outputs: dict  # {dev split: its logits (or values)}
+  note: str  # which seed and why, for classifier.json
+  train_examples_cut: int
+
+
+def _keep(task, scores: list[dict], candidates: list, cut: int) -> Kept:
+  headline = (task.headline or task.columns())[0]
+  order = sorted(range(len(scores)), key=lambda s: (scores[s][headline], s))
+  seed = order[(len(order) - 1) // 2]  # the median; the lower middle one of an even number
+  note = (f"seed {seed}: its dev {headline} is the median of {len(scores)} seeds" +
+          (" (the lower of the two middle ones)" if len(scores) % 2 == 0 else ""))
+  outputs, params = candidates[seed]
+  return Kept(seed, params, scores[seed], outputs, note, cut)
 
 
 def _settings(task_cfg) -> ml_collections.ConfigDict:
@@ -118,20 +145,61 @@ def _settings(task_cfg) -> ml_collections.ConfigDict:
 def _run_all(workdir: str, cfg) -> dict:
   start = time.time()
   task_list = labelled.load(cfg.task, cfg)
-  saved = workdir_lib.pretrained(workdir)  # the params alone: no optimizer is built
-  encoder_params, step = saved.params["encoder"], saved.step
-  max_len = _check(cfg, saved.model.max_len)
-  store = workdir_lib.token_store(saved.config, workdir)
+  pretrained = workdir_lib.pretrained(workdir)  # the params alone: no optimizer is built
+  encoder_params, step = pretrained.params["encoder"], pretrained.step
+  max_len = _check(cfg, pretrained.model.max_len)
+  store = workdir_lib.token_store(pretrained.config, workdir)
   workdir_lib.check_tokenizer(workdir, store.tokenizer_path)
   tokenizer = store.tokenizer()
-  model_config = cpu.tuned(dataclasses.replace(saved.model, dropout=cfg.dropout))
-  rows = []
+  model_config = cpu.tuned(dataclasses.replace(pretrained.model, dropout=cfg.dropout))
+  metas = {task.name: _meta(task, cfg, pretrained, max_len, store.tokenizer_path)
+           for task in task_list}
+  names = {task.name: _name(cfg, task, len(task_list)) for task in task_list}
+  for task in task_list:  # before any fine-tuning: a refusal costs nothing
+    saved.check_replace(workdir, names[task.name], metas[task.name], cfg.overwrite)
+  rows, classifiers = [], {}
   for task in task_list:
-    rows += run_task(task, tokenizer, model_config, encoder_params, cfg, max_len)
+    task_rows, kept = run_task(task, tokenizer, model_config, encoder_params, cfg, max_len)
+    rows += task_rows
+    classifiers[task.name] = _save(workdir, names[task.name], metas[task.name], kept,
+                                   store.tokenizer_path)
   for row in rows:
     metrics_log.write(workdir, {"kind": "finetune", "step": step, "checkpoint_step": step, **row})
   return dict(task=cfg.task, checkpoint_step=step, seeds=cfg.seeds, rows=rows,
-              seconds=round(time.time() - start, 1), config=cfg.to_dict())
+              classifiers=classifiers, seconds=round(time.time() - start, 1),
+              config=cfg.to_dict())
+
+
+def _name(cfg, task, num_tasks: int) -> str:
+  name = cfg.name or task.name
+  if cfg.name and num_tasks > 1:  # one directory per task of a GLUE run
+    name = f"{cfg.name}-{task.name}"
+  if not name or os.sep in name or name.startswith("."):
+    raise ConfigError(f"finetune.name={name!r} must be a plain directory name")
+  return name
+
+
+def _meta(task, cfg, pretrained, max_len: int, tokenizer_path: str) -> dict:
+  """classifier.json less what fine-tuning measures (see saved.py)."""
+  return dict(task=task.name, spec=cfg.task,
+              labels=list(task.classes) if task.classes is not None else "regression",
+              metrics=list(task.metrics), pair=task.pair, max_len=max_len, pooling=cfg.pooling,
+              text_column=cfg.text_column, text_b_column=cfg.text_b_column if task.pair else "",
+              model=saved.model_fields(pretrained.model), checkpoint_step=pretrained.step,
+              lowercase=bool(pretrained.config.data.lowercase),
+              tokenizer_sha256=saved.sha256(tokenizer_path), finetune=saved.settings_of(cfg))
+
+
+def _save(workdir: str, name: str, meta: dict, kept: Kept, tokenizer_path: str) -> str:
+  path = saved.directory(workdir, name)
+  meta = {**meta, "dev": kept.dev, "seed": kept.seed, "kept": kept.note,
+          "train_examples_cut": kept.train_examples_cut}
+  # What a user checks a loaded classifier against: the probabilities (values) it gave on dev.
+  dev = {split: np.asarray(o if o.ndim == 1 else jax.nn.softmax(o, axis=-1), np.float32)
+         for split, o in kept.outputs.items()}
+  saved.write(path, kept.params, meta, tokenizer_path, dev)
+  print(f"[finetune] saved the {meta['task']} classifier ({kept.note}) to {path}", flush=True)
+  return path
 
 
 def run(workdir: str, task_cfg: ml_collections.ConfigDict | None = None) -> dict:
@@ -158,7 +226,7 @@ def _print(result):
 
 def after_training(workdir: str, task_cfg: ml_collections.ConfigDict) -> dict:
   """run() once per checkpoint step and settings: rerunning a finished run's command prints the
-  table it already made instead of fine-tuning again."""
+  table it already made, and keeps its classifiers, instead of fine-tuning again."""
   cfg = _settings(task_cfg)
   with checkpoint.Checkpoints(workdir, writer=False) as ckpts:
     step = ckpts.latest_step()
@@ -166,8 +234,9 @@ def after_training(workdir: str, task_cfg: ml_collections.ConfigDict) -> dict:
   if os.path.exists(path):
     with open(path) as f:
       previous = json.load(f)
+    kept = previous.get("classifiers")  # absent from older runs' files, or deleted since
     if (previous.get("checkpoint_step"), previous.get("config")) == (step, cfg.to_dict()) \
-        and "table" in previous:
+        and "table" in previous and kept and all(map(os.path.isdir, kept.values())):
       _print(previous)
       return previous
   return run(workdir, task_cfg)

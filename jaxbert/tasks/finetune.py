@@ -1,7 +1,8 @@
 """The fine-tuning loop: one compiled train step per model and task shape, seeded end to end.
 
 `trainer` builds (and caches) the jitted init, step and predict of a model for a task; `finetune`
-runs one seed of it and returns its dev predictions. The models are the pretrained classifier,
+runs one seed of it and returns its dev outputs (class logits, or values for regression) and its
+params. The models are the pretrained classifier,
 the same from random init, and the CNN baseline: the only difference between their rows is the
 model.
 """
@@ -63,15 +64,17 @@ def _trainer(model, settings, num_train, regression, lr):
 
   @jax.jit
   def predict(params, tokens, mask):
-    out = model.apply({"params": params}, tokens, mask)
-    return out[:, 0] if regression else jnp.argmax(out, axis=-1)
+    out = model.apply({"params": params}, tokens, mask).astype(jnp.float32)
+    return out[:, 0] if regression else out
 
   return batch, per_epoch, init, train_step, predict
 
 
-def finetune(model, steps, encoder_params, train, devs: dict, cfg, seed: int) -> dict:
-  """Dev predictions {split: array} of one fine-tune. `encoder_params` None: random init.
+def finetune(model, steps, encoder_params, train, devs: dict, cfg, seed: int):
+  """({split: dev outputs}, params) of one fine-tune. `encoder_params` None: random init.
 
+  Outputs are class logits [N, classes], or values [N] for regression (`labels` turns them into
+  what a score compares).
   `steps` is `trainer(...)`; train is (tokens, mask, labels), devs {split: (tokens, mask)}.
   Everything random derives from `seed`: the head (and random encoder) init, the example order,
   the dropout masks.
@@ -94,8 +97,13 @@ def finetune(model, steps, encoder_params, train, devs: dict, cfg, seed: int) ->
   if not np.isfinite(float(loss)):
     raise FloatingPointError(f"fine-tuning loss is {float(loss)} at the end (seed {seed}); "
                              "lower the learning rate")
-  return {name: predict_all(predict, carry[0], dev, cfg.eval_batch_size)
-          for name, dev in devs.items()}
+  return ({name: predict_all(predict, carry[0], dev, cfg.eval_batch_size)
+           for name, dev in devs.items()}, carry[0])
+
+
+def labels(outputs: np.ndarray) -> np.ndarray:
+  """Predicted labels of outputs: the class of the largest logit, or the value for regression."""
+  return outputs if outputs.ndim == 1 else np.argmax(outputs, axis=-1)
 
 
 def predict_all(predict, params, arrays, batch):

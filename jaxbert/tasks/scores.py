@@ -59,3 +59,24 @@ def spearman(predictions, labels) -> float:
 
 SCORES = {"accuracy": accuracy, "f1": f1, "matthews": matthews, "pearson": pearson,
           "spearman": spearman}
+
+
+def confusion(predictions, labels, num_classes: int) -> np.ndarray:
+  """int [true class, predicted class] counts."""
+  out = np.zeros((num_classes, num_classes), np.int64)
+  np.add.at(out, (np.asarray(labels, int), np.asarray(predictions, int)), 1)
+  return out
+
+
+def per_class(predictions, labels, num_classes: int) -> list[dict]:
+  """Precision, recall, F1 and support of each class, one-against-the-rest (0 where undefined)."""
+  matrix = confusion(predictions, labels, num_classes)
+  out = []
+  for c in range(num_classes):
+    tp, predicted, actual = matrix[c, c], matrix[:, c].sum(), matrix[c].sum()
+    precision = tp / predicted if predicted else 0.0
+    recall = tp / actual if actual else 0.0
+    f = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    out.append(dict(precision=float(precision), recall=float(recall), f1=float(f),
+                    support=int(actual)))
+  return out

@@ -16,9 +16,10 @@ from jaxbert.config import ConfigError
 
 from . import glue, userfile
 from .records import Split, Task, column
-from .shipped import EMBEDDED, embedded
+from .shipped import EMBEDDED, EXAMPLES, embedded
 
-__all__ = ["Split", "Task", "column", "EMBEDDED", "embedded", "load", "glue", "userfile"]
+__all__ = ["Split", "Task", "column", "EMBEDDED", "EXAMPLES", "embedded", "load", "glue",
+           "userfile"]
 
 
 def load(spec: str, cfg=None) -> list[Task]:

@@ -17,6 +17,14 @@ EMBEDDED = {
     "spam": (("ham", "spam"), ("accuracy", "f1")),  # a third is spam: F1 shows missed spam
 }
 
+# Texts in no split of each shipped task, written for showing a fresh classifier at work.
+EXAMPLES = {
+    "sentiment": ("A tender, funny film that earns every minute of its ending.",
+                  "Two hours of noise, and not one character worth caring about."),
+    "spam": ("Re: minutes of tuesday's meeting, and the draft for friday",
+             "WIN a FREE cruise!!! claim your prize now, limited offer"),
+}
+
 
 @functools.cache
 def _embedded_split(name: str, split: str) -> Split:

@@ -35,6 +35,17 @@ def _rows(path: str):
     raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from e
 
 
+def json_object(path: str, number: int, line: str) -> dict:
+  """The object on line `number` of a JSONL file; anything else names the file and line."""
+  try:
+    record = json.loads(line)
+  except json.JSONDecodeError as e:
+    raise ConfigError(f"{path}:{number}: not a JSON object ({e.msg})") from None
+  if not isinstance(record, dict):
+    raise ConfigError(f"{path}:{number}: not a JSON object")
+  return record
+
+
 def _parse(path: str, kind: str):
   # utf-8-sig: a byte-order mark (spreadsheet exports) would hide the first column name
   with open(path, encoding="utf-8-sig", newline="") as f:
@@ -42,13 +53,7 @@ def _parse(path: str, kind: str):
       out = []
       for i, line in enumerate(f, 1):
         if line.strip():
-          try:
-            record = json.loads(line)
-          except json.JSONDecodeError as e:
-            raise ConfigError(f"{path}:{i}: not a JSON object ({e.msg})") from e
-          if not isinstance(record, dict):
-            raise ConfigError(f"{path}:{i}: not a JSON object")
-          out.append((i, record))
+          out.append((i, json_object(path, i, line)))
       return out, sorted({k for _, r in out for k in r})
     csv.field_size_limit(sys.maxsize)
     reader = csv.DictReader(f, delimiter="\t" if kind == "tsv" else ",",
