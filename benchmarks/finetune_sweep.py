@@ -68,8 +68,11 @@ def main(argv):
     for name, params in (("pretrained", encoder), ("no_pretraining", None)):
       if name not in FLAGS.starts:
         continue
-      per_seed = [tables.score(task, finetune.finetune(model, steps, params, train, devs, cfg,
-                                                         seed)) for seed in range(cfg.seeds)]
+      per_seed = []
+      for seed in range(cfg.seeds):
+        outputs, _ = finetune.finetune(model, steps, params, train, devs, cfg, seed)
+        per_seed.append(tables.score(task, {split: finetune.labels(o)
+                                            for split, o in outputs.items()}))
       column = tasks_lib.column(next(iter(task.dev)), task.metrics[0])
       scores = [s[column] for s in per_seed]
       out[name], out[name + "_seeds"] = statistics.median(scores), scores
