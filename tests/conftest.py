@@ -1,9 +1,13 @@
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
+# transformers copies the remote code of crammed exports (trust_remote_code=True) here, not into
+# ~/.cache; set before any test imports transformers.
+os.environ.setdefault("HF_MODULES_CACHE", tempfile.mkdtemp(prefix="jaxbert-hf-modules-"))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -267,8 +267,17 @@ def test_an_original_arch_classifier_exports_to_transformers(tmp_path, cache_dir
   ours = Classifier.load(run).outputs(texts)
   np.testing.assert_allclose(theirs, ours, rtol=0, atol=1e-4)
   assert np.abs(ours).max() > 1e-3  # logits that could tell a wrong export from a right one
-  # The crammed arch has no transformers class yet: one line says so.
-  proc = run_py("--mode=export", f"--workdir={workdir}", "--classifier=reviews",
-                f"--out={tmp_path / 'crammed'}", check=False)
-  assert proc.returncode != 0 and "cannot be exported to transformers yet" in proc.stderr
-  assert not (tmp_path / "crammed").exists()
+  # The crammed classifier (mean pooling) through the modeling code its export carries.
+  from jaxbert import hf
+  crammed = tmp_path / "crammed"
+  assert "trust_remote_code=True" in hf.export_classifier(
+      saved.directory(workdir, "reviews"), str(crammed))
+  model = transformers.AutoModelForSequenceClassification.from_pretrained(
+      crammed, trust_remote_code=True).eval()
+  assert model.config.classifier_pooling == "mean" and model.config.id2label[1] == "pos"
+  batch = transformers.AutoTokenizer.from_pretrained(crammed)(
+      texts, padding=True, truncation=True, max_length=32, return_tensors="pt")
+  with torch.no_grad():
+    theirs = model(**batch).logits.numpy()
+  np.testing.assert_allclose(theirs, Classifier.load(workdir, "reviews").outputs(texts), rtol=0,
+                             atol=1e-4)

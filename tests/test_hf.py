@@ -15,7 +15,7 @@ from conftest import run_py
 from jaxbert import hf
 from jaxbert.config import ConfigError
 from jaxbert.data import tokenizer as tokenizer_lib
-from jaxbert.model import MaskedLM, ModelConfig
+from jaxbert.model import Encoder, MaskedLM, ModelConfig
 
 try:  # the test extra installs both; without torch, the tests that need none still run
   import torch
@@ -163,22 +163,34 @@ def test_export_loads_in_transformers(tmp_path):
   assert back.source_ids.tolist() == list(range(config.vocab_size))
 
 
-def test_crammed_export_round_trips_through_jaxbert(tmp_path):
-  tok = _tiny_tokenizer(tmp_path)
+@pytest.fixture(scope="module")
+def crammed_export(tmp_path_factory):
+  """A random crammed MaskedLM (every leaf drawn) exported, with padded inputs and its numbers."""
+  path = tmp_path_factory.mktemp("crammed")
+  tok = _tiny_tokenizer(path)
   config = ModelConfig(arch="crammed", vocab_size=tok.get_vocab_size(), num_layers=2,
                        hidden_size=32, num_heads=4, ffn_size=64, max_len=24)
   params = _randomize(MaskedLM(config).init(jax.random.key(0),
-                                            jnp.zeros((1, 24), jnp.int32))["params"], 2)
-  out = str(tmp_path / "out")
+                                            jnp.zeros((1, 24), jnp.int32))["params"], 3)
+  out = str(path / "out")
   hf.export_params(config, params, tok, out)
+  ids = np.random.default_rng(0).integers(5, config.vocab_size, (3, 20)).astype(np.int64)
+  mask = np.ones_like(ids)
+  mask[1, 12:], mask[2, 3:] = 0, 0
+  ids[mask == 0] = 0
+  logits = np.asarray(MaskedLM(config).apply({"params": params}, ids, attention_mask=mask))
+  hidden = np.asarray(Encoder(config).apply({"params": params["encoder"]}, ids,
+                                            attention_mask=mask))
+  return out, config, ids, mask, logits, hidden, params, tok
+
+
+def test_crammed_export_round_trips_through_jaxbert(crammed_export, tmp_path):
+  out, config, *_, params, tok = crammed_export
   back = hf.load(out)
   assert back.config == config
   same = functools.partial(np.testing.assert_array_equal, strict=True)  # shapes too: the scalar
   jax.tree.map(same, back.params, jax.tree.map(np.asarray, params))    # position scale
   assert back.tokenizer.encode(SENTENCES[0]).ids == tok.encode(SENTENCES[0]).ids
-  if transformers is not None:  # which, until it has our modeling code, cannot read it
-    with pytest.raises(ValueError, match="jaxbert-crammed"):
-      transformers.AutoConfig.from_pretrained(out, local_files_only=True)
 
   # An export imports into a workdir as step 0, to pretrain further on other text.
   from jaxbert import config as config_lib
@@ -187,6 +199,58 @@ def test_crammed_export_round_trips_through_jaxbert(tmp_path):
   assert "as checkpoint step 0" in hf.import_workdir(out, workdir, config_lib.default())
   restored = workdir_lib.pretrained(workdir).params
   jax.tree.map(same, jax.tree.map(np.asarray, restored), back.params)
+
+
+@needs_torch
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
+def test_crammed_export_computes_jaxberts_numbers_in_transformers(crammed_export, attention):
+  out, config, ids, mask, logits, hidden, *_ = crammed_export
+  inputs = dict(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask))
+  kwargs = dict(local_files_only=True, trust_remote_code=True, attn_implementation=attention)
+  mlm = transformers.AutoModelForMaskedLM.from_pretrained(out, **kwargs).eval()
+  assert type(mlm).__name__ == "JaxbertCrammedForMaskedLM"
+  assert mlm.config._attn_implementation == attention
+  with torch.no_grad():
+    result = mlm(**inputs, output_hidden_states=True)
+  np.testing.assert_allclose(result.logits.numpy(), logits, rtol=0, atol=1e-4)
+  assert len(result.hidden_states) == config.num_layers + 1
+  base = transformers.AutoModel.from_pretrained(out, **kwargs).eval()
+  with torch.no_grad():
+    np.testing.assert_allclose(base(**inputs).last_hidden_state.numpy(), hidden, rtol=0,
+                               atol=1e-4)
+  # The decoder is the word embedding, tied as transformers ties them.
+  assert mlm.get_output_embeddings().weight.data_ptr() == \
+      mlm.get_input_embeddings().weight.data_ptr()
+
+
+@needs_torch
+def test_crammed_export_fine_tunes_in_pytorch_and_saves(crammed_export, tmp_path):
+  """A fresh head with num_labels=3: the loss falls in a few plain torch steps, every parameter
+  gets a gradient, and save_pretrained / from_pretrained give the same logits."""
+  out, _, ids, mask, *_ = crammed_export
+  model = transformers.AutoModelForSequenceClassification.from_pretrained(
+      out, num_labels=3, local_files_only=True, trust_remote_code=True)
+  labels = torch.tensor([0, 1, 2])
+  inputs = dict(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), labels=labels)
+  optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+  losses = []
+  for step in range(8):
+    loss = model(**inputs).loss
+    loss.backward()
+    if step == 0:
+      missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()]
+      assert missing == []
+    optimizer.step()
+    optimizer.zero_grad()
+    losses.append(float(loss.detach()))
+  assert losses[-1] < losses[0]
+  model.eval()
+  model.save_pretrained(tmp_path / "saved")
+  again = transformers.AutoModelForSequenceClassification.from_pretrained(
+      tmp_path / "saved", local_files_only=True, trust_remote_code=True).eval()
+  with torch.no_grad():
+    np.testing.assert_allclose(again(**inputs).logits.numpy(), model(**inputs).logits.numpy(),
+                               rtol=0, atol=1e-6)
 
 
 @needs_torch
@@ -272,3 +336,71 @@ def test_given_tokenizer_is_checked(tmp_path):
   tokenizer_lib.wordpiece(vocab, True).save(str(tmp_path / "swapped.json"))
   with pytest.raises(Error, match=r"\[PAD\] at 1"):
     tokenizer_lib.given(str(tmp_path / "swapped.json"), 100)
+
+
+_FILL_MASK = """
+import json, sys
+import numpy as np, torch, transformers
+out, arrays = sys.argv[1:]
+model = transformers.AutoModelForMaskedLM.from_pretrained(out, trust_remote_code=True).eval()
+tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+a = np.load(arrays)
+with torch.no_grad():
+  logits = model(input_ids=torch.tensor(a["inputs"], dtype=torch.long)).logits
+picked = torch.gather(logits, 1, torch.tensor(a["positions"], dtype=torch.long)[..., None]
+                      .expand(-1, -1, logits.shape[-1]))
+log_p = torch.log_softmax(picked.double(), -1)
+targets = torch.tensor(a["targets"], dtype=torch.long)
+w = torch.tensor(a["weights"], dtype=torch.float64)
+hits = (picked.argmax(-1) == targets).double()
+loss = -log_p.gather(-1, targets[..., None])[..., 0]
+print(json.dumps(dict(accuracy=float((hits * w).sum() / w.sum()),
+                      loss=float((loss * w).sum() / w.sum()), type=type(model).__name__,
+                      mask_id=tokenizer.mask_token_id)))
+"""
+
+
+@needs_torch
+def test_a_crammed_run_fills_masks_in_transformers_as_in_jaxbert(tmp_path):
+  """A tiny crammed run, exported with run.py, loaded in another Python process through
+  AutoModelForMaskedLM (trust_remote_code=True): on the held-out rows, with the masks jaxbert's
+  evaluation draws, its accuracy and loss are jaxbert's."""
+  import json
+  import subprocess
+  import sys
+
+  from conftest import ROOT
+  from jaxbert import workdir as workdir_lib
+  from jaxbert.data import loader
+  from jaxbert.pretrain import evaluate, loop
+  sys.path.insert(0, ROOT)
+  from configs import tiny
+
+  workdir, out = str(tmp_path / "run"), str(tmp_path / "hf")
+  loop.train_and_evaluate(tiny.get_config(), workdir)
+  ours = evaluate.evaluate_checkpoint(workdir)
+  proc = run_py("--mode=export", f"--workdir={workdir}", f"--out={out}")
+  assert "trust_remote_code=True" in proc.stdout
+  saved = workdir_lib.pretrained(workdir)
+  c = saved.config
+  rows = workdir_lib.token_store(c, workdir).heldout[:c.eval.max_rows]
+  batches = list(loader.heldout_batches(rows, seed=c.eval.seed, batch_size=c.eval.batch_size,
+                                        mask_rate=c.data.mask_rate,
+                                        vocab_size=c.model.vocab_size))
+  arrays = str(tmp_path / "heldout.npz")
+  np.savez(arrays, **{k: np.concatenate([b[k] for b in batches])
+                      for k in ("inputs", "positions", "targets", "weights")})
+  theirs = subprocess.run([sys.executable, "-c", _FILL_MASK, out, arrays], capture_output=True,
+                          text=True, check=True, timeout=300)
+  result = json.loads(theirs.stdout.strip().splitlines()[-1])
+  assert result["type"] == "JaxbertCrammedForMaskedLM" and result["mask_id"] == 4
+  assert result["accuracy"] == pytest.approx(ours["mlm_accuracy"], abs=1e-9)
+  assert result["loss"] == pytest.approx(ours["mlm_loss"], abs=1e-4)
+
+
+def test_export_refuses_a_directory_of_other_files(tmp_path):
+  from jaxbert.hf import writing
+  (tmp_path / "notes.txt").write_text("mine")
+  with pytest.raises(ConfigError, match="is not empty and holds no earlier export"):
+    writing._check_empty(str(tmp_path))
+  assert (tmp_path / "notes.txt").read_text() == "mine"

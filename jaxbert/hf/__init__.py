@@ -17,14 +17,17 @@ The two architectures map one-to-one except in three places, each handled exactl
   `Imported.source_ids` maps each new id back to the checkpoint's.
 - Layouts. A torch Linear weight is [out, in], a flax kernel [in, out]: transposed both ways.
 
-The crammed arch (pre-LN, no biases, GLU, sinusoidal positions) has no transformers class. Its
-export is model.safetensors under jaxbert's own parameter names plus a config.json of jaxbert's
-ModelConfig ("model_type": "jaxbert-crammed"): `load` reads it back; transformers does not.
+The crammed arch (pre-LN, no biases, GLU, sinusoidal positions) has no class in transformers: its
+export carries one, remote/configuration_jaxbert_crammed.py and remote/modeling_jaxbert_crammed.py
+(PyTorch), with a config.json ("model_type": "jaxbert-crammed") whose auto_map points the Auto
+classes at them, for trust_remote_code=True; `load` reads it back, and the older exports under
+jaxbert's own tensor names.
 
 Safetensors are read and written with the safetensors library's numpy API, so neither import nor
 export needs torch; only a pytorch_model.bin does.
 
-  names.py    the name map between the two layouts, and jaxbert's flat parameter names
+  names.py    the name maps (BERT's and the crammed PyTorch model's), jaxbert's flat names
+  remote/     the crammed arch's PyTorch code, copied into each crammed export
   reading.py  load, import_workdir
   writing.py  export, export_params
 """

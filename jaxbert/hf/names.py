@@ -40,6 +40,23 @@ def name_map(num_layers: int) -> list[tuple[str, str, bool]]:
   return rows
 
 
+def crammed_map(num_layers: int) -> list[tuple[str, str, bool]]:
+  """(torch name, jaxbert path, transposed) of every tensor of JaxbertCrammedModel (remote/):
+  the crammed encoder, whose MLM decoder is its word embedding."""
+  rows = [("embeddings.word.weight", "encoder/embeddings/word/embedding", False),
+          ("embeddings.position.scale", "encoder/embeddings/position/scale", False),
+          *_norm("embeddings.norm", "encoder/embeddings/norm")]
+  for i in range(num_layers):
+    t, jx = f"layers.{i}", f"encoder/layer_{i}"
+    rows += [*_norm(f"{t}.attention_norm", f"{jx}/attention_norm"),
+             *[(f"{t}.attention.{n}.weight", f"{jx}/attention/{n}/kernel", True)
+               for n in ("query", "key", "value", "output")],
+             *_norm(f"{t}.ffn_norm", f"{jx}/ffn_norm"),
+             (f"{t}.ffn.input.weight", f"{jx}/ffn/input/kernel", True),
+             (f"{t}.ffn.output.weight", f"{jx}/ffn/output/kernel", True)]
+  return rows + _norm("final_norm", "encoder/final_norm")
+
+
 def flatten(params) -> dict[str, np.ndarray]:
   """{"encoder/layer_0/attention/query/kernel": array, ...} of a params pytree."""
   return {k: np.asarray(v) for k, v in traverse_util.flatten_dict(params, sep="/").items()}

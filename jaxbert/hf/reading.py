@@ -19,7 +19,7 @@ from jaxbert.config import ConfigError
 from jaxbert.data import tokenizer as tokenizer_lib
 from jaxbert.model import ModelConfig, count_params
 
-from .names import CRAMMED_TYPE, SPECIAL_TOKENS, name_map, unflatten
+from .names import CRAMMED_TYPE, SPECIAL_TOKENS, crammed_map, name_map, unflatten
 
 
 def read_safetensors(path: str) -> dict[str, np.ndarray]:
@@ -175,8 +175,18 @@ def _load_crammed(directory: str, spec: dict) -> Imported:
   tok_path = os.path.join(directory, "tokenizer.json")
   if not os.path.exists(tok_path):
     raise FileNotFoundError(f"{tok_path} does not exist")
-  params = unflatten({k.replace(".", "/"): np.asarray(v, np.float32)
-                     for k, v in read_safetensors(path).items()})
+  tensors = read_safetensors(path)
+  if any(k.startswith("jaxbert.") for k in tensors):  # the names of remote/'s PyTorch model
+    flat = {}
+    for name, jx, transpose in crammed_map(config.num_layers):
+      if f"jaxbert.{name}" not in tensors:
+        raise ConfigError(f"{path} has no tensor jaxbert.{name}: not a jaxbert crammed export")
+      value = np.array(tensors[f"jaxbert.{name}"], np.float32)
+      flat[jx] = value.T if transpose else value
+    params = unflatten(flat)
+  else:  # exports before the PyTorch code: jaxbert's own names, dotted
+    params = unflatten({k.replace(".", "/"): np.asarray(v, np.float32)
+                        for k, v in tensors.items()})
   tok = Tokenizer.from_file(tok_path)
   tok.post_processor = None  # jaxbert adds [CLS] and [SEP] itself (add_special_tokens=False)
   lowercase = bool((_read_json(tok_path).get("normalizer") or {}).get("lowercase", True))

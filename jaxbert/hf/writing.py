@@ -1,5 +1,5 @@
-"""A workdir's checkpoint written for Hugging Face: BertForMaskedLM's layout for the original arch,
-jaxbert's own names for the crammed one (see the package's docstring)."""
+"""A workdir's checkpoint or a saved classifier written for Hugging Face: BERT's classes for the
+original arch, remote/'s PyTorch code for the crammed one (see the package's docstring)."""
 
 import dataclasses
 import json
@@ -12,7 +12,7 @@ from tokenizers import Tokenizer, processors
 from jaxbert.config import ConfigError
 from jaxbert.model import ModelConfig
 
-from .names import CRAMMED_TYPE, SPECIAL_TOKENS, flatten, name_map
+from .names import CRAMMED_TYPE, SPECIAL_TOKENS, crammed_map, flatten, name_map
 
 
 def write_safetensors(path: str, tensors: dict[str, np.ndarray], metadata: dict | None = None):
@@ -26,6 +26,45 @@ def write_safetensors(path: str, tensors: dict[str, np.ndarray], metadata: dict 
 def _what_the_model_is(config: ModelConfig) -> dict:
   """The ModelConfig's fields without how this machine runs it (cpu_products)."""
   return {k: v for k, v in dataclasses.asdict(config).items() if k != "cpu_products"}
+
+
+def crammed_tensors(config: ModelConfig, flat: dict) -> dict:
+  """jaxbert's crammed params under remote/modeling_jaxbert_crammed.py's names."""
+  return {f"jaxbert.{t}": (flat[path].T if transpose else flat[path])
+          for t, path, transpose in crammed_map(config.num_layers)}
+
+
+def crammed_config(config: ModelConfig, architecture: str) -> dict:
+  """config.json of a crammed export: JaxbertCrammedConfig's fields, the auto_map that points
+  transformers at the modeling code beside it, and jaxbert's own ModelConfig (for jaxbert.hf.load).
+  """
+  code = "modeling_jaxbert_crammed."
+  return {
+      "architectures": [architecture], "model_type": CRAMMED_TYPE,
+      "auto_map": {"AutoConfig": "configuration_jaxbert_crammed.JaxbertCrammedConfig",
+                   "AutoModel": code + "JaxbertCrammedModel",
+                   "AutoModelForMaskedLM": code + "JaxbertCrammedForMaskedLM",
+                   "AutoModelForSequenceClassification":
+                       code + "JaxbertCrammedForSequenceClassification"},
+      "vocab_size": config.vocab_size, "hidden_size": config.hidden_size,
+      "num_hidden_layers": config.num_layers, "num_attention_heads": config.num_heads,
+      "intermediate_size": config.ffn_size, "max_position_embeddings": config.max_len,
+      "layer_norm_eps": config.layer_norm_eps, "initializer_range": config.init_std,
+      "hidden_dropout_prob": 0.1, "pad_token_id": 0, "tie_word_embeddings": True,
+      "torch_dtype": "float32",
+      "jaxbert": {**_what_the_model_is(config), "dtype": "float32"}}
+
+
+def _copy_modeling_code(out: str):
+  """The PyTorch code transformers runs for the crammed arch (trust_remote_code=True)."""
+  import shutil
+
+  import importlib_resources
+
+  for name in ("configuration_jaxbert_crammed.py", "modeling_jaxbert_crammed.py"):
+    with importlib_resources.as_file(
+        importlib_resources.files("jaxbert.hf.remote") / name) as source:
+      shutil.copyfile(source, os.path.join(out, name))
 
 
 def hf_config(config: ModelConfig) -> dict:
@@ -70,13 +109,10 @@ def export_params(config: ModelConfig, params, tok: Tokenizer, out: str, *,
   os.makedirs(out, exist_ok=True)
   flat = {k: np.asarray(v, np.float32) for k, v in flatten(params).items()}
   if config.arch == "crammed":
-    write_safetensors(os.path.join(out, "model.safetensors"),
-                      {k.replace("/", "."): v for k, v in flat.items()}, {"format": "jaxbert"})
-    spec = {"model_type": CRAMMED_TYPE,
-            "jaxbert": {**_what_the_model_is(config), "dtype": "float32"},
-            "note": "jaxbert's crammed BERT (pre-LN, no biases, GELU-GLU, scaled sinusoidal "
-                    "positions); tensors under jaxbert's parameter names (dots for the pytree "
-                    "path); load with jaxbert.hf.load"}
+    write_safetensors(os.path.join(out, "model.safetensors"), crammed_tensors(config, flat),
+                      {"format": "pt"})
+    spec = crammed_config(config, "JaxbertCrammedForMaskedLM")
+    _copy_modeling_code(out)
   else:
     tensors = {hf: (flat[path].T if transpose else flat[path])
                for hf, path, transpose in name_map(config.num_layers)}
@@ -99,51 +135,61 @@ def export(workdir: str, out: str, step: int | None = None) -> str:
     raise FileNotFoundError(f"{tok_path} does not exist: the workdir keeps no tokenizer to "
                             "export with its checkpoint")
   model_config = saved.model
+  _check_empty(out)
   export_params(model_config, saved.params, Tokenizer.from_file(tok_path), out,
                 lowercase=saved.config.data.lowercase)
   loads = ("transformers' BertForMaskedLM and AutoTokenizer" if model_config.arch == "original"
-           else "jaxbert.hf.load (the crammed arch has no transformers class)")
+           else "transformers' AutoModelForMaskedLM, AutoModel or "
+           "AutoModelForSequenceClassification with trust_remote_code=True (the modeling code "
+           "is in the directory), and AutoTokenizer")
   return f"exported checkpoint step {saved.step} of {workdir} to {out}; load it with {loads}"
 
 
 def export_classifier(directory: str, out: str) -> str:
-  """A saved classifier (original arch, [CLS] pooling) -> a directory that transformers'
-  AutoModelForSequenceClassification and AutoTokenizer load; returns a one-line summary."""
+  """A saved classifier -> a directory that transformers' AutoModelForSequenceClassification and
+  AutoTokenizer load (the crammed arch with trust_remote_code=True; the original arch with [CLS]
+  pooling as BertForSequenceClassification); returns a one-line summary."""
   from jaxbert.tasks import saved  # a classifier directory: read only here
 
   meta, params = saved.read(directory)
   config = ModelConfig.from_dict(meta["model"])
-  if config.arch != "original":
-    raise ConfigError(f"{directory} is a crammed-arch classifier: transformers has no class for "
-                      "the crammed arch, so it cannot be exported to transformers yet; use it "
-                      "with --mode=predict or jaxbert.Classifier")
-  if meta["pooling"] != "first":
+  if config.arch == "original" and meta["pooling"] != "first":
     raise ConfigError(f"{directory} mean-pools its tokens; BertForSequenceClassification reads "
                       "the [CLS] position through its pooler: fine-tune with "
                       "--config.finetune.pooling=first to export")
   _check_empty(out)
   os.makedirs(out, exist_ok=True)
   flat = {k: np.asarray(v, np.float32) for k, v in flatten(params).items()}
-  tensors = {hf: (flat[path].T if transpose else flat[path])
-             for hf, path, transpose in name_map(config.num_layers) if path.startswith("encoder/")}
-  tensors["bert.embeddings.token_type_embeddings.weight"] = np.zeros(
-      (2, config.hidden_size), np.float32)
-  tensors.update({"bert.pooler.dense.weight": flat["pooler/kernel"].T,
-                  "bert.pooler.dense.bias": flat["pooler/bias"],
-                  "classifier.weight": flat["head/kernel"].T, "classifier.bias": flat["head/bias"]})
+  if config.arch == "crammed":
+    tensors = {**crammed_tensors(config, flat), "head.weight": flat["head/kernel"].T,
+               "head.bias": flat["head/bias"]}
+    spec = {**crammed_config(config, "JaxbertCrammedForSequenceClassification"),
+            "classifier_pooling": meta["pooling"]}
+    _copy_modeling_code(out)
+  else:
+    tensors = {hf: (flat[path].T if transpose else flat[path])
+               for hf, path, transpose in name_map(config.num_layers)
+               if path.startswith("encoder/")}
+    tensors["bert.embeddings.token_type_embeddings.weight"] = np.zeros(
+        (2, config.hidden_size), np.float32)
+    tensors.update({"bert.pooler.dense.weight": flat["pooler/kernel"].T,
+                    "bert.pooler.dense.bias": flat["pooler/bias"],
+                    "classifier.weight": flat["head/kernel"].T,
+                    "classifier.bias": flat["head/bias"]})
+    spec = {**hf_config(config), "architectures": ["BertForSequenceClassification"]}
   write_safetensors(os.path.join(out, "model.safetensors"), tensors, {"format": "pt"})
   regression = meta["labels"] == "regression"
   labels = ["value"] if regression else meta["labels"]
-  spec = {**hf_config(config), "architectures": ["BertForSequenceClassification"],
-          "id2label": dict(enumerate(labels)), "label2id": {c: i for i, c in enumerate(labels)},
-          "num_labels": len(labels),
-          "problem_type": "regression" if regression else "single_label_classification"}
+  spec.update({"id2label": dict(enumerate(labels)),
+               "label2id": {c: i for i, c in enumerate(labels)}, "num_labels": len(labels),
+               "problem_type": "regression" if regression else "single_label_classification"})
   with open(os.path.join(out, "config.json"), "w") as f:
     json.dump(spec, f, indent=2)
   _tokenizer_files(Tokenizer.from_file(os.path.join(directory, "tokenizer.json")), out,
                    meta.get("lowercase", True), meta["max_len"])
+  remote = ", trust_remote_code=True" if config.arch == "crammed" else ""
   return (f"exported the classifier {directory} to {out}; load it with transformers' "
-          "AutoModelForSequenceClassification and AutoTokenizer")
+          f"AutoModelForSequenceClassification and AutoTokenizer (from_pretrained(DIR{remote}))")
 
 
 def _check_empty(out: str):
