@@ -51,7 +51,8 @@ def default() -> ml_collections.ConfigDict:
 
   c.data = d = ml_collections.ConfigDict()
   # Where documents come from: a list or a comma-separated string of embedded (the corpus shipped
-  # in the package), text:GLOB, jsonl:GLOB[:FIELD], tfds:NAME[/CONFIG][:SPLIT] (README).
+  # in the package), text:GLOB, jsonl:GLOB[:FIELD], tfds:NAME[/CONFIG][:SPLIT], task:TASK (a
+  # fine-tuning task's train texts, never its dev rows); docs/data.md.
   d.sources = ml_collections.FieldReference("embedded", field_type=object)
   # One positive number per source (list or comma-separated; "" = all 1): how many times each of
   # its train documents enters the store (fractions pick documents by a hash of their text).

@@ -113,6 +113,33 @@ def test_weights_repeat_documents_deterministically(tmp_path):
     sources.weights_for(["embedded"], [0])
 
 
+def test_task_source_brings_train_texts_and_never_dev_text_into_the_store(tmp_path, cache):
+  """task:file:PATH with no dev file: the rows finetune.dev_fraction holds out as dev stay out
+  of the store, in both of its splits, while every train row is in it."""
+  rng = np.random.default_rng(3)
+  rows = [(f"{prose(rng, 2)} trainword{i}", "pos" if i % 2 else "neg") for i in range(60)]
+  path = tmp_path / "reviews.csv"
+  with open(path, "w") as f:
+    f.write("text,label\n" + "".join(f'"{t}",{label}\n' for t, label in rows))
+  from jaxbert.data import labelled
+  task = labelled.load(f"file:{path}")[0]
+  dev = set(task.dev["dev"].text_a)
+  assert 0 < len(dev) < len(rows) and not dev & set(task.train.text_a)
+  source = sources.parse(f"task:file:{path}")
+  assert sorted(all_docs(source)) == sorted(task.train.text_a)
+  assert list(source.documents("heldout", None)) == []
+  store = prepare(config(cache, ["embedded", f"task:file:{path}"], max_documents=0), VOCAB)
+  tokenizer = store.tokenizer()
+  stored = [r for split in (store.train, store.heldout) for r in np.asarray(split[:len(split)])]
+  text = " ".join(tokenizer.decode([int(t) for t in row]) for row in stored)
+  marker = lambda t: t.rsplit(" ", 1)[1]  # trainwordN: unique to its row
+  seen = lambda t: re.search(rf"\b{marker(t)}\b", text.replace(" ##", "")) is not None
+  assert all(seen(t) for t in task.train.text_a)
+  assert not any(seen(t) for t in dev)
+  with pytest.raises(ConfigError, match="not a task"):
+    sources.parse("task:nonsense")
+
+
 def test_mixed_sources_prepare_and_manifest(tmp_path, cache):
   rng = np.random.default_rng(2)
   (tmp_path / "txt").mkdir()

@@ -179,3 +179,9 @@ def jsonl_documents(path: str, field: str, skip_bad: bool, stats: dict | None) -
       raise ConfigError(f"{path}:{number}: {problem}; fix the line, name another field "
                         f"(jsonl:GLOB:FIELD), or set data.skip_bad_records=True to skip and "
                         f"count such lines")
+
+
+def tfds_data_dir(configured: str = "") -> str:
+  """Where prepared TFDS datasets are: the setting, else $TFDS_DATA_DIR, else TFDS's default."""
+  return os.path.expanduser(configured or os.environ.get("TFDS_DATA_DIR")
+                            or os.path.join("~", "tensorflow_datasets"))

@@ -4,6 +4,9 @@
   text:GLOB                  .txt (.gz, .xz) files; one document per blank-line-separated block
   jsonl:GLOB[:FIELD]         .jsonl (.gz, .xz) files; one document per line, in FIELD ("text")
   tfds:NAME[/CONFIG][:SPLIT] a TFDS dataset prepared as array_record, read without TensorFlow
+  task:TASK                  the texts of a fine-tuning task's train split (TASK as in
+                             finetune.task: sentiment, file:PATH[,DEV_PATH], ...; files read with
+                             finetune's default columns); never its dev rows
 
 A GLOB that names a directory means every file with a matching extension below it. Each source
 yields raw document texts of one split ("train" or "heldout"); user sources have no held-out
@@ -64,11 +67,6 @@ def _file_source(spec: str, kind: str, pattern: str, field: str, skip_bad: bool)
 
 # --- TFDS -------------------------------------------------------------------------------------
 
-def tfds_data_dir(configured: str = "") -> str:
-  return os.path.expanduser(configured or os.environ.get("TFDS_DATA_DIR")
-                            or os.path.join("~", "tensorflow_datasets"))
-
-
 def _tfds_source(spec: str, name: str, split: str, data_dir: str) -> Source:
   # Found and checked on disk first: tfds.data_source on an absent dataset would try to
   # download it, and on a tfrecord one fails with a message about random access.
@@ -115,6 +113,32 @@ def _tfds_source(spec: str, name: str, split: str, data_dir: str) -> Source:
   return Source(spec, documents, lambda: f"{fingerprint}:{split}")
 
 
+# --- a fine-tuning task's own text -------------------------------------------------------------
+
+def _task_source(spec: str, task_spec: str) -> Source:
+  """The train texts of the tasks `task_spec` names, each text (and second text) a document.
+
+  Task-adaptive pretraining (Gururangan et al., ACL 2020, "Don't Stop Pretraining"): the
+  task's unlabelled text beside the corpus. Dev rows never enter, not even as held-out
+  pretraining text, so fine-tuning's dev scores stay unseen; the held-out split of this source
+  is empty.
+  """
+  from . import labelled  # here: the labelled sets load only for a task source
+
+  tasks = labelled.load(task_spec)  # now: a bad spec or a missing file fails before any work
+  texts = [t for task in tasks for split in (task.train.text_a, task.train.text_b or ())
+           for t in split]
+  digest = hashlib.blake2b(digest_size=16)
+  for t in texts:
+    digest.update(t.encode("utf-8", "surrogatepass") + b"\0")
+
+  def documents(split: str, stats: dict | None) -> Iterator[str]:
+    if split == "train":
+      yield from texts
+
+  return Source(spec, documents, lambda: f"task:{digest.hexdigest()}")
+
+
 # --- parsing and mixing -----------------------------------------------------------------------
 
 def _embedded() -> Source:
@@ -142,11 +166,13 @@ def parse(spec: str, *, skip_bad_records: bool = False, tfds_dir: str = "") -> S
     if sep and head and "/" not in tail and not tail.endswith(readers.EXTENSIONS["jsonl"]):
       pattern, field = head, tail
     return _file_source(spec, "jsonl", pattern, field, skip_bad_records)
+  if kind == "task" and rest:
+    return _task_source(spec, rest)
   if kind == "tfds" and rest:
     name, _, split = rest.partition(":")
-    return _tfds_source(spec, name, split or "train", tfds_data_dir(tfds_dir))
+    return _tfds_source(spec, name, split or "train", readers.tfds_data_dir(tfds_dir))
   raise ConfigError(f"data.sources: {spec!r} is not a source; use embedded, text:GLOB, "
-                    f"jsonl:GLOB[:FIELD] or tfds:NAME[/CONFIG][:SPLIT]")
+                    f"jsonl:GLOB[:FIELD], tfds:NAME[/CONFIG][:SPLIT] or task:TASK")
 
 
 def weights_for(specs: list[str], weights) -> list[float]:

@@ -1,4 +1,4 @@
-"""Hugging Face BERT checkpoints in and out of jaxbert's "original" architecture.
+"""Hugging Face in and out: BERT's classes for the original arch, our PyTorch code for the crammed.
 
   load(HFDIR)                 config.json + model.safetensors (or pytorch_model.bin) + vocabulary
                               -> ModelConfig, params, tokenizer; for evaluation and fine-tuning

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 from jaxbert.config import ConfigError
-from .. import sources
+from .. import readers
 from .records import Split, Task, column
 
 
@@ -148,7 +148,7 @@ def from_tfds(names: list[str], data_dir: str) -> list[Task]:
   Only a dataset already prepared in the data dir is read: preparing GLUE needs the network and
   minutes, so a missing one is an error at once, saying what to do, never a download attempt.
   """
-  data_dir = sources.tfds_data_dir(data_dir)
+  data_dir = readers.tfds_data_dir(data_dir)
   wanted = []
   for n in names:
     dataset, _, config = n.partition("/")
