@@ -120,7 +120,8 @@ def default() -> ml_collections.ConfigDict:
   # Fine-tuning: the cramming paper's "GLUE-sane" protocol; small CPU models want a higher lr.
   c.finetune = f = ml_collections.ConfigDict()
   # "sentiment" | "spam" (shipped), "glue:DIR[:TASK,...]" (a GLUE directory), "tfds:glue/sst2[,...]"
-  # (prepared TFDS GLUE) or "file:PATH[,DEV_PATH]" (own CSV/TSV/JSONL); see jaxbert/data/labelled/
+  # (prepared TFDS GLUE), "file:PATH[,DEV_PATH]" (own CSV/TSV/JSONL), or several joined by "+" (one
+  # merged task, dev scored per part); see jaxbert/data/labelled/
   f.task = "sentiment"
   # The classifier kept is saved as WORKDIR/classifiers/NAME ("" = the task's name; a GLUE run
   # saves NAME-TASK for each task), for --mode=predict, embed, evaluate and export.

@@ -226,6 +226,48 @@ def test_user_files_csv_tsv_jsonl(tmp_path):
   assert task.classes == ("0", "1", "2") and task.metrics == ("accuracy",)
 
 
+def _merged_files(tmp_path) -> str:
+  """shop.csv (good/bad) with a dev file, film.csv (good/meh) without: the merged spec."""
+  _write(f"{tmp_path}/shop.csv", ["text,label"] + [f"{_sentence(i)},{('bad', 'good')[i % 2]}"
+                                                    for i in range(10)])
+  _write(f"{tmp_path}/shop_dev.csv", ["text,label", "the cat sat,good", "a mat,bad"])
+  _write(f"{tmp_path}/film.csv", ["text,label"] + [f"{_sentence(i, 7)},{('good', 'meh')[i % 2]}"
+                                                    for i in range(8)])
+  return f"file:{tmp_path}/shop.csv,{tmp_path}/shop_dev.csv+file:{tmp_path}/film.csv"
+
+
+def test_merged_files_unite_train_sets_match_labels_by_name_and_score_each_part(tmp_path):
+  (task,) = tasks.load(_merged_files(tmp_path))
+  assert task.name == "shop+film" and task.classes == ("bad", "good", "meh")
+  assert len(task.train) == 10 + 8 - 2  # film.csv holds out its 20% (2 rows) as its dev
+  assert list(task.dev) == ["shop", "film", "all"] and len(task.dev["all"]) == 2 + 2
+  # "good" is class 1 of shop.csv and class 0 of film.csv: one id in the merged task.
+  shop_good = [i for i, t in enumerate(task.train.text_a) if t == _sentence(1)]
+  film_good = [i for i, t in enumerate(task.train.text_a) if t == _sentence(0, 7)]
+  assert task.train.labels[shop_good + film_good].tolist() == [1, 1]
+  assert task.dev["shop"].labels.tolist() == [1, 0]
+  assert task.metrics == ("accuracy",) and task.headline == ("accuracy (all)",)
+  assert task.columns() == ["accuracy (shop)", "accuracy (film)", "accuracy (all)"]
+
+
+def test_a_merged_task_fine_tunes_scores_each_part_and_keeps_its_classifier(workdir, tmp_path):
+  cfg = _quick_cfg(task=_merged_files(tmp_path), baselines=False, batch_size=8)
+  result = compare.run(workdir, cfg)
+  assert [r["metric"] for r in result["rows"]] == [
+      "accuracy (shop)", "accuracy (film)", "accuracy (all)"]
+  meta = json.load(open(os.path.join(result["classifiers"]["shop+film"], "classifier.json")))
+  assert meta["labels"] == ["bad", "good", "meh"] and set(meta["dev"]) == {
+      "accuracy (shop)", "accuracy (film)", "accuracy (all)"}
+  assert meta["kept"].startswith("seed 0: its dev accuracy (all) is the median of 1")
+
+
+def test_merged_parts_must_agree(tmp_path):
+  _merged_files(tmp_path)
+  _write(f"{tmp_path}/scores.csv", ["text,label", "a,0.5", "b,1.5", "c,2.5"])
+  with pytest.raises(ConfigError, match="must all be classification or all regression"):
+    tasks.load(f"file:{tmp_path}/shop.csv+file:{tmp_path}/scores.csv")
+
+
 def test_bad_user_rows_name_the_file_and_line(tmp_path):
   cfg = compare.default_config()
   path = tmp_path / "data.csv"

@@ -7,6 +7,8 @@ them.
   "glue:DIR[:TASK,...]"        a GLUE directory in the standard layout (CoLA/, SST-2/, ...)
   "tfds:glue/sst2[,glue/...]"  TFDS GLUE configs already prepared in the TFDS data dir
   "file:PATH[,DEV_PATH]"       a user's CSV, TSV or JSONL file (columns: finetune.*_column)
+  "A+B[+...]"                  several of the above as one task (records.merge): train sets
+                               united, labels matched by name, dev scored per part and together
 
 They are data, beside the pretraining corpus, rather than part of fine-tuning: pretraining may
 read a task's texts too.
@@ -15,10 +17,10 @@ from jaxbert import config as config_lib
 from jaxbert.config import ConfigError
 
 from . import glue, userfile
-from .records import Split, Task, column
+from .records import Split, Task, column, merge
 from .shipped import EMBEDDED, EXAMPLES, embedded
 
-__all__ = ["Split", "Task", "column", "EMBEDDED", "EXAMPLES", "embedded", "load", "glue",
+__all__ = ["Split", "Task", "column", "merge", "EMBEDDED", "EXAMPLES", "embedded", "load", "glue",
            "userfile"]
 
 
@@ -26,6 +28,12 @@ def load(spec: str, cfg=None) -> list[Task]:
   """The tasks a `finetune.task` spec names; `cfg` is the `finetune` config (columns, dirs)."""
   if cfg is None:
     cfg = config_lib.default().finetune
+  if "+" in spec:
+    parts = [load(part, cfg) for part in spec.split("+")]
+    if any(len(p) != 1 for p in parts):
+      raise ConfigError(f"finetune.task={spec!r}: each part of a merged task must be one task "
+                        "(a shipped one or file:...), not a GLUE or TFDS collection")
+    return [merge([p[0] for p in parts])]
   kind, _, rest = spec.partition(":")
   if spec in EMBEDDED:
     return [embedded(spec)]
