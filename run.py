@@ -73,7 +73,9 @@ def main(argv):
     raise app.UsageError(f"--mode={FLAGS.mode} needs --workdir")
   if FLAGS.mode == "import" and FLAGS.hf is None:
     raise app.UsageError("--mode=import needs --hf=DIR, the Hugging Face directory to read")
-  if FLAGS.mode in ("predict", "embed") or (FLAGS.mode == "evaluate" and FLAGS.classifier):
+  # A saved classifier (or encoder) run on --input: predict, embed, evaluate --classifier.
+  on_input = FLAGS.mode in ("predict", "embed") or (FLAGS.mode == "evaluate" and FLAGS.classifier)
+  if on_input:
     if FLAGS.input is None:
       raise app.UsageError(f"--mode={FLAGS.mode} needs --input=FILE (or - for stdin)")
   if FLAGS.mode == "export" and FLAGS.out is None:
@@ -102,9 +104,8 @@ def main(argv):
     allocator.keep_freed_memory()
   # Predicting compiles a dozen small programs (one per batch shape), each well under the 1 s
   # below which JAX would not keep it: kept, a second --mode=predict starts without compiling.
-  using = FLAGS.mode in ("predict", "embed") or (FLAGS.mode == "evaluate" and FLAGS.classifier)
   compile_cache.enable(FLAGS.config.data.cache_dir if FLAGS.config is not None else "",
-                       min_compile_seconds=0.0 if using else None)
+                       min_compile_seconds=0.0 if on_input else None)
   if FLAGS.coordinator is not None:
     import jax
 
@@ -121,7 +122,7 @@ def main(argv):
   from jaxbert.workdir import report
 
   try:
-    if FLAGS.mode in ("predict", "embed") or (FLAGS.mode == "evaluate" and FLAGS.classifier):
+    if on_input:
       from jaxbert.inference import commands
 
       common = dict(text_column=FLAGS.text_column, input_format=FLAGS.input_format)

@@ -78,9 +78,7 @@ def _original_twin(clf, out: str) -> str:
   module = classifier_lib.Classifier(model, len(clf.labels), "first")
   tokens = np.zeros((1, 8), np.int32)
   params = module.init(jax.random.key(0), tokens, np.ones_like(tokens))["params"]
-  meta = {**clf.meta, "model": saved.model_fields(model),
-          "pooling": "first", "tokenizer_sha256": saved.sha256(
-              os.path.join(clf.path, "tokenizer.json"))}
+  meta = {**clf.meta, "model": saved.model_fields(model), "pooling": "first"}
   path = os.path.join(out, "original")
   saved.write(path, params, meta, os.path.join(clf.path, "tokenizer.json"), {})
   return path

@@ -1,7 +1,6 @@
 """A workdir's checkpoint or a saved classifier written for Hugging Face: BERT's classes for the
 original arch, remote/'s PyTorch code for the crammed one (see the package's docstring)."""
 
-import dataclasses
 import json
 import os
 
@@ -11,6 +10,7 @@ from tokenizers import Tokenizer, processors
 
 from jaxbert.config import ConfigError
 from jaxbert.model import ModelConfig
+from jaxbert.tasks import saved
 
 from .names import CRAMMED_TYPE, SPECIAL_TOKENS, crammed_map, flatten, name_map
 
@@ -21,11 +21,6 @@ def write_safetensors(path: str, tensors: dict[str, np.ndarray], metadata: dict 
   safetensors.numpy.save_file({k: np.asarray(v, order="C") for k, v in tensors.items()},
                               path + ".tmp", metadata=metadata)
   os.replace(path + ".tmp", path)
-
-
-def _what_the_model_is(config: ModelConfig) -> dict:
-  """The ModelConfig's fields without how this machine runs it (cpu_products)."""
-  return {k: v for k, v in dataclasses.asdict(config).items() if k != "cpu_products"}
 
 
 def crammed_tensors(config: ModelConfig, flat: dict) -> dict:
@@ -52,7 +47,8 @@ def crammed_config(config: ModelConfig, architecture: str) -> dict:
       "layer_norm_eps": config.layer_norm_eps, "initializer_range": config.init_std,
       "hidden_dropout_prob": 0.1, "pad_token_id": 0, "tie_word_embeddings": True,
       "torch_dtype": "float32",
-      "jaxbert": {**_what_the_model_is(config), "dtype": "float32"}}
+      # What the model is (saved.model_fields: not how this machine runs it), in float32.
+      "jaxbert": {**saved.model_fields(config), "dtype": "float32"}}
 
 
 def _copy_modeling_code(out: str):
@@ -149,8 +145,6 @@ def export_classifier(directory: str, out: str) -> str:
   """A saved classifier -> a directory that transformers' AutoModelForSequenceClassification and
   AutoTokenizer load (the crammed arch with trust_remote_code=True; the original arch with [CLS]
   pooling as BertForSequenceClassification); returns a one-line summary."""
-  from jaxbert.tasks import saved  # a classifier directory: read only here
-
   meta, params = saved.read(directory)
   config = ModelConfig.from_dict(meta["model"])
   if config.arch == "original" and meta["pooling"] != "first":

@@ -75,12 +75,11 @@ def check_replace(workdir: str, name: str, meta: dict, overwrite: bool):
     return
   with open(path) as f:
     saved = json.load(f)
-  keys = ("task", "checkpoint_step", "finetune", "tokenizer_sha256")
-  differing = [k for k in keys if saved.get(k) != meta.get(k)]
-  if saved.get("finetune") != meta.get("finetune"):
-    differing += [f"finetune.{k}" for k in sorted(set(saved["finetune"]) | set(meta["finetune"]))
-                  if saved["finetune"].get(k) != meta["finetune"].get(k)]
-    differing.remove("finetune")
+  ours, theirs = saved.get("finetune", {}), meta["finetune"]
+  differing = [k for k in ("task", "checkpoint_step", "tokenizer_sha256")
+               if saved.get(k) != meta.get(k)]
+  differing += [f"finetune.{k}" for k in sorted(set(ours) | set(theirs))
+                if ours.get(k) != theirs.get(k)]
   if differing:
     raise ConfigError(
         f"{os.path.dirname(path)} holds a classifier made otherwise ({', '.join(differing)} "
