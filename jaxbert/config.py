@@ -35,8 +35,10 @@ def default() -> ml_collections.ConfigDict:
   # The wall-clock budget: compiling and checkpointing count against it, preparing data does not.
   c.budget_hours = 24.0
   # Continued pretraining: "" = from random init; or a workdir (a jaxbert run, or --mode=import of
-  # a Hugging Face BERT) whose latest params this run starts from, with its tokenizer and model
-  # shape; the optimizer, budget and schedule are this run's own. Read once, when the run starts.
+  # a Hugging Face BERT) whose latest params this run starts from, with its tokenizer (leave
+  # data.tokenizer "") and model shape (model.arch and sizes, data.lowercase: set to its values);
+  # the optimizer, budget and schedule are this run's own, from step 0. Read once, when a new
+  # workdir starts: a run with a checkpoint resumes from it.
   c.init_from = ""
 
   c.model = m = ml_collections.ConfigDict()
@@ -79,14 +81,16 @@ def default() -> ml_collections.ConfigDict:
   # "" = train a WordPiece on the corpus; or a tokenizer.json (a file, or a directory holding one)
   # to encode with, [PAD] [UNK] [CLS] [SEP] [MASK] at ids 0-4 (a jaxbert workdir's, or an import's)
   d.tokenizer = ""
-  # How rows are cut: "stream" (the token stream in seq_len pieces, no special tokens) or
-  # "sentences" (NLTK punkt: each row starts a sentence with [CLS] and holds [SEP] after each one,
-  # as a fine-tuning input does).
+  # How rows are cut: "stream" (documents joined by [SEP], cut in seq_len pieces; no padding) or
+  # "sentences" (punkt's whole sentences: [CLS] sentence [SEP] sentence [SEP] ... [PAD]s, as a
+  # fine-tuning input looks; implies split_sentences; pads masked; docs/data.md).
   d.pack = "stream"
   d.order = "shuffle"  # "shuffle" (new order each epoch) or "curriculum" (rows by "." count, desc.)
   d.workers = 0  # processes cleaning text while a store is built (0 = one per CPU core)
   d.tfds_data_dir = ""  # tfds: sources' data_dir; "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
-  d.mask_rate = 0.25  # fraction of each row predicted: exactly round(rate × seq_len) positions
+  # Fraction of each row predicted: exactly round(rate × seq_len) positions of a "stream" row; of a
+  # "sentences" row, round(rate × its ordinary tokens), never [CLS], [SEP] or [PAD].
+  d.mask_rate = 0.25
   d.cache_dir = ""  # where token stores live; "" = $JAXBERT_CACHE or ~/.cache/jaxbert
 
   c.optim = o = ml_collections.ConfigDict()
@@ -129,8 +133,10 @@ def default() -> ml_collections.ConfigDict:
   # --mode=lr_search: short runs from one token store, one per peak learning rate, each scored by
   # held-out MLM loss; prints the table and the override of the best.
   c.lr_search = s = ml_collections.ConfigDict()
-  s.values = "1e-3,2e-3,5e-3,1e-2"  # optim.peak_lr values to try (list or comma-separated)
-  s.budget_minutes = 2.0  # wall-clock budget of each short run (its schedule follows it)
+  # optim.peak_lr values to try, comma-separated; each trains in WORKDIR/lr=VALUE
+  s.values = "1e-3,2e-3,5e-3,1e-2"
+  # Wall-clock budget of each short run (its schedule follows it; train.max_steps ends it sooner)
+  s.budget_minutes = 2.0
 
   # Fine-tuning: the cramming paper's "GLUE-sane" protocol; small CPU models want a higher lr.
   c.finetune = f = ml_collections.ConfigDict()
@@ -162,7 +168,7 @@ def default() -> ml_collections.ConfigDict:
   f.seeds = 5  # fine-tunes per model (seeds 0..N-1); the median is reported
   # The label-budget curve: "" = one table on all training labels; "100,300,1000,0" = one row per
   # size (0 = all), each a fixed, nested, class-stratified subset of the train split (seed 0).
-  f.train_sizes = ml_collections.FieldReference("", field_type=object)
+  f.train_sizes = ""
   # Small training sets get more epochs: enough that each run takes at least this many optimizer
   # steps (0 = always finetune.epochs).
   f.min_steps = 300

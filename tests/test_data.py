@@ -252,10 +252,12 @@ def test_cache_reuse_and_keys(small, cache):
                  dict(remove_punctuation=True), dict(max_token_char_ratio=0.3),
                  dict(max_documents=5), dict(min_chars=10), dict(dedup=True),
                  dict(sources="embedded,embedded"), dict(weights="2"),
-                 dict(tokenizer_sample_mb=1.0), dict(skip_bad_records=True)]:
+                 dict(tokenizer_sample_mb=1.0), dict(skip_bad_records=True),
+                 dict(pack="sentences")]:
     assert key(small_config(cache, **change)) != base, change
   assert key(small_config(cache), SMALL_VOCAB + 1) != base
   for same in [dict(cache_dir="elsewhere"), dict(order="curriculum"), dict(workers=1),
+               dict(pack="stream"),
                dict(sources=["embedded"]), dict(weights="1")]:  # where and how, not what
     assert key(small_config(cache, **same)) == base, same
 

@@ -8,6 +8,7 @@ import time
 
 import jax
 import numpy as np
+import optax
 import pytest
 
 from conftest import ROOT, run_py
@@ -18,7 +19,7 @@ from jaxbert.data import labelled as tasks
 from jaxbert.data.labelled import glue
 from jaxbert.model import Encoder, ModelConfig
 from jaxbert.pretrain import evaluate, loop, state
-from jaxbert.tasks import baselines, classifier, compare, finetune, tables
+from jaxbert.tasks import baselines, classifier, compare, curve, finetune, tables
 from jaxbert.workdir import metrics
 
 sys.path.insert(0, ROOT)
@@ -85,7 +86,7 @@ def glue_dir(tmp_path_factory):
 
 def _quick_cfg(**overrides):
   cfg = compare.default_config()
-  cfg.update({**dict(max_train_examples=48, epochs=1, seeds=1, max_len=32, lr=1e-3,
+  cfg.update({**dict(max_train_examples=48, epochs=1, min_steps=0, seeds=1, max_len=32, lr=1e-3,
                      eval_batch_size=64, bow_steps=20, cnn_filters=8, cnn_embed=16),
               **overrides})
   return cfg
@@ -559,3 +560,104 @@ def test_training_ends_with_the_table_once_per_checkpoint(tmp_path):
   assert table in again and use in again
   assert len([r for r in metrics.read(workdir) if r["kind"] == "finetune"]) == lines
   assert "Fine-tuning" in open(os.path.join(workdir, "report.md")).read()
+
+
+# -- the label-budget curve and layer-wise learning-rate decay ---------------------------------
+
+def test_curve_subsets_are_nested_class_stratified_and_fixed():
+  labels = np.array([0] * 300 + [1] * 100 + [2] * 40, np.int32)
+  order = curve.label_order(labels, regression=False)
+  assert sorted(order.tolist()) == list(range(len(labels)))  # a permutation of the split
+  np.testing.assert_array_equal(order, curve.label_order(labels, regression=False))
+  for n in (11, 44, 100, 250):
+    counts = np.bincount(labels[order[:n]], minlength=3)
+    assert (np.abs(counts - n * np.array([300, 100, 40]) / 440) <= 1.5).all(), (n, counts)
+  # Prefixes are the subsets, so each size holds every smaller one.
+  assert set(order[:44]) <= set(order[:100]) <= set(order[:250])
+
+
+def test_train_sizes_and_the_minimum_step_rule():
+  cfg = _quick_cfg(train_sizes="300, 100,0,100000")
+  assert curve.train_sizes(cfg, 1000) == [100, 300, 1000]  # 0 and too large: all, once
+  assert curve.train_sizes(_quick_cfg(train_sizes="", max_train_examples=48), 1000) == [48]
+  with pytest.raises(ConfigError, match=r"finetune.train_sizes='100,ten'"):
+    curve.train_sizes(_quick_cfg(train_sizes="100,ten"), 1000)
+  with pytest.raises(ConfigError, match="--mode=glue scores one training set"):
+    compare.glue("unused", _quick_cfg(train_sizes="10,0"))
+  # 100 examples in batches of 16 make 6 steps an epoch: 50 epochs reach 300 steps.
+  assert finetune.epochs_for(_quick_cfg(epochs=3, min_steps=300, batch_size=16), 100) == 50
+  assert finetune.epochs_for(_quick_cfg(epochs=3, min_steps=300, batch_size=16), 8447) == 3
+  assert finetune.epochs_for(_quick_cfg(epochs=2, min_steps=0, batch_size=16), 10) == 2
+
+
+def test_label_budget_curve_rows_table_json_and_plot(workdir, capsys):
+  workdir = shutil.copytree(workdir, os.path.join(os.path.dirname(workdir), "curve"))
+  # Batch 2 and at least 6 steps: 6 examples get 2 epochs, 12 examples the 1 of finetune.epochs.
+  result = compare.run(workdir, _quick_cfg(task="spam", train_sizes="12,6", batch_size=2,
+                                           min_steps=6, name="spam-curve"))
+  rows = result["rows"]
+  assert [(r["train_examples"], r["metric"], r["epochs"]) for r in rows] == [
+      (6, "accuracy", 2), (6, "f1", 2), (12, "accuracy", 1), (12, "f1", 1)]
+  points = result["curve"]["spam"]
+  assert [p["train_examples"] for p in points] == [6, 12]
+  for p, r in zip(points, rows[::2]):
+    assert p["pretrained"] == r["pretrained"] and p["metric"] == "accuracy"
+    assert p["gain"] == pytest.approx(
+        r["pretrained"] - max(r["no_pretraining"], r["cnn"], r["bag_of_words"]))
+  out = capsys.readouterr().out
+  assert "label-budget curve (median of 1 seed(s)" in out
+  assert "| spam | 6 | accuracy | " in out and "| spam | 12 | accuracy | " in out
+  assert "spam (6 labels, 2 epochs) seed 0 pretrained" in out
+  with open(os.path.join(workdir, "label_curve.json")) as f:
+    assert json.load(f)["curve"]["spam"] == points
+  with open(os.path.join(workdir, "label_curve.png"), "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+  # The table and the saved classifier are those of the largest size.
+  assert "| spam | accuracy |" in result["table"] and result["table"].count("| spam |") == 2
+  with open(os.path.join(result["classifiers"]["spam"], "classifier.json")) as f:
+    assert json.load(f)["dev"]["accuracy"] in rows[2]["pretrained_seeds"]
+
+
+def test_layer_lr_decay_scales_each_layer_by_its_depth():
+  updates = {"encoder": {"embeddings": {"word": {"embedding": np.ones(2)}},
+                         **{f"layer_{i}": {"ffn": {"kernel": np.ones(2)}} for i in range(3)},
+                         "final_norm": {"scale": np.ones(2)}},
+             "head": {"kernel": np.ones(2)}}
+  scaled, _ = finetune.layer_scale(0.5).update(updates, optax.EmptyState())
+  factor = lambda tree: float(jax.tree.leaves(tree)[0][0])
+  enc = scaled["encoder"]
+  assert [factor(enc[f"layer_{i}"]) for i in range(3)] == [0.25, 0.5, 1.0]
+  assert factor(enc["embeddings"]) == 0.125
+  assert factor(enc["final_norm"]) == factor(scaled["head"]) == 1.0
+
+
+def test_layer_lr_decay_moves_the_lower_layers_less(workdir):
+  config, encoder, _ = _pretrained(workdir)
+  model = classifier.Classifier(ModelConfig.from_dict(config.model.to_dict()), 2)
+  rng = np.random.default_rng(0)
+  tokens = rng.integers(5, config.model.vocab_size, (16, 32)).astype(np.int32)
+  examples = (tokens, np.ones_like(tokens), (tokens[:, 1] % 2).astype(np.int32))
+
+  def moved(decay):
+    cfg = _quick_cfg(batch_size=4, epochs=2, layer_lr_decay=decay)
+    _, params = finetune.finetune(model, finetune.trainer(model, cfg, 16), encoder, examples,
+                                  {"dev": examples[:2]}, cfg, 0)
+    return {name: float(optax.global_norm(jax.tree.map(
+        lambda a, b: a - b, params["encoder"][name], encoder[name])))
+        for name in ("embeddings", "layer_0")}
+  full, decayed = moved(1.0), moved(0.1)
+  # With decay 0.1 over 2 layers the embeddings step at 1% of the rate, layer 0 at 10%.
+  assert decayed["embeddings"] < 0.05 * full["embeddings"]
+  assert decayed["layer_0"] < 0.3 * full["layer_0"]
+
+
+def test_augmented_copies_train_every_model_of_the_table(workdir, capsys):
+  workdir = shutil.copytree(workdir, os.path.join(os.path.dirname(workdir), "augmented"))
+  result = compare.run(workdir, _quick_cfg(task="spam", max_train_examples=6, batch_size=2,
+                                           augment="mlm", augment_copies=2, name="spam-mlm"))
+  row = result["rows"][0]
+  assert (row["train_examples"], row["examples"]) == (6, 18)  # 6 labels, 2 copies of each
+  assert "spam (6 labels, 18 examples, 1 epochs) seed 0 cnn" in capsys.readouterr().out
+  with pytest.raises(ConfigError, match="finetune.augment='synonyms' must be one of"):
+    compare.run(workdir, _quick_cfg(task="spam", max_train_examples=6, augment="synonyms",
+                                    name="spam-bad"))

@@ -3,8 +3,9 @@
 sources -> clean (text.clean, in worker processes) and filter by length and duplicates ->
 clean-*.jsonl on disk -> tokenizer trained on the first tokenizer_sample_mb of it (or the given
 one) -> encode in batches (tokenizer.Encoder, in the worker processes) -> ratio filter -> pack
-rows, documents joined by [SEP] -> shards. `build` writes into a directory that store.prepare
-renames into place when it is complete.
+rows (data.pack: "stream", documents joined by [SEP] and cut in seq_len pieces; or "sentences",
+[CLS] sentence [SEP] ... [PAD], packing.py) -> shards. `build` writes into a directory that
+store.prepare renames into place when it is complete.
 """
 import hashlib
 import itertools
@@ -22,12 +23,14 @@ import numpy as np
 from jaxbert import config as config_lib
 from jaxbert.progress import Progress
 
+from . import packing
 from . import sources as sources_lib
 from . import text
 from . import tokenizer as tokenizer_lib
 from .shards import ShardWriter
-from .tokenizer import SEP_ID
-from .workers import Workers, clean_batch, encode_batch, init_cleaner, init_encoder
+from .tokenizer import PAD_ID, SEP_ID
+from .workers import (Workers, clean_batch, encode_batch, encode_sentences_batch, init_cleaner,
+                      init_encoder)
 
 SPLITS = ("train", "heldout")
 BATCH_CHARS = 4 << 20  # characters per cleaning task and per encode_batch call
@@ -159,6 +162,53 @@ def _pack_split(c, encoder, src, out, split, dtype, k, unigram, dot_id) -> list[
   return writer.close()
 
 
+def _sentence_rows(c, encoder, src, dtype, k) -> Iterator[tuple[np.ndarray, int]]:
+  """(rows, characters read) a batch of documents at a time, for data.pack="sentences"
+  (packing.py); the last partial row is kept, padded, where the stream drops its tail."""
+  L, ratio = c["seq_len"], c["max_token_char_ratio"]
+  carry = (np.zeros(0, dtype), np.zeros(0, np.int64))
+  for batch, encoded in encoder.map(_chunked(_jsonl(src), BATCH_CHARS)):
+    ids, lengths = [carry[0]], [carry[1]]
+    for doc, (doc_ids, doc_lengths) in zip(batch, encoded):
+      if ratio > 0 and len(doc_ids) > ratio * len(doc):  # text the tokenizer cannot model
+        k["dropped_ratio"] += 1
+        continue
+      ids.append(doc_ids)
+      lengths.append(doc_lengths)
+      k["sentences"] += int((doc_lengths > 0).sum())
+      k["long_sentences"] += int((doc_lengths > L - 2).sum())
+    rows, *carry = packing.pack(np.concatenate(ids), np.concatenate(lengths), L, final=False)
+    yield rows, sum(map(len, batch))
+  yield packing.pack(*carry, L, final=True)[0], 0
+
+
+def _pack_sentences_split(c, encoder, src, out, split, dtype, k, unigram, dot_id) -> list[dict]:
+  writer, dots = ShardWriter(out, split, c["seq_len"], dtype), []
+  bar = _progress(f"encode {split}")
+  for rows, chars in _sentence_rows(c, encoder, src, dtype, k):
+    writer.write(rows)
+    real = rows[rows != PAD_ID]
+    if split == "train":  # pads are no text: left out, as they are of the loss
+      unigram += np.bincount(real, minlength=len(unigram))
+    dots.append((rows == dot_id).sum(1).astype(np.uint16) if dot_id is not None
+                else np.zeros(len(rows), np.uint16))
+    k["rows"] += len(rows)
+    k["tokens"] += len(real)  # [CLS] and [SEP]s included: fill = tokens / (rows × seq_len)
+    bar.advance(chars)
+  bar.close()
+  np.save(os.path.join(out, f"{split}-dots.npy"),
+          np.concatenate(dots or [np.zeros(0, np.uint16)]))
+  return writer.close()
+
+
+def fill(k: dict, seq_len: int) -> str:
+  """For sentence rows, the share of positions that are not [PAD], and the sentences; else ""."""
+  if "sentences" not in k:
+    return ""
+  return (f", fill {k['tokens'] / max(k['rows'] * seq_len, 1):.1%}, {k['sentences']} sentences, "
+          f"{k['long_sentences']} longer than a row")
+
+
 # --- the whole build ----------------------------------------------------------------------------
 
 def _clean(out, c, srcs, cache, counts, stats) -> int:
@@ -208,12 +258,14 @@ def _encode(out, c, tok, vocab, counts, dtype) -> tuple[dict, np.ndarray]:
   """(shards per split, unigram counts); the cleaned text is removed once encoded."""
   unigram = np.zeros(vocab, np.int64)
   shards = {}
-  encoder = Workers(c["workers"], encode_batch, (np.dtype(dtype).name,), init_encoder,
-                    (os.path.join(out, "tokenizer.json"),))
+  sentences = c["pack"] == "sentences"
+  encoder = Workers(c["workers"], encode_sentences_batch if sentences else encode_batch,
+                    (np.dtype(dtype).name,), init_encoder, (os.path.join(out, "tokenizer.json"),))
+  pack_split = _pack_sentences_split if sentences else _pack_split
   try:
     for sp in SPLITS:
-      shards[sp] = _pack_split(c, encoder, os.path.join(out, f"clean-{sp}.jsonl"), out, sp,
-                               dtype, counts[sp], unigram, tok.token_to_id("."))
+      shards[sp] = pack_split(c, encoder, os.path.join(out, f"clean-{sp}.jsonl"), out, sp,
+                              dtype, counts[sp], unigram, tok.token_to_id("."))
       os.remove(os.path.join(out, f"clean-{sp}.jsonl"))
   finally:
     encoder.close()
@@ -252,6 +304,8 @@ def build(out: str, s: dict, c: dict, srcs: list, key: str, cache: str) -> None:
       f"(vocab {vocab}, seq_len {s['seq_len']})")
   zero = dict(documents=0, chars_read=0, empty=0, dropped_short=0, dropped_duplicate=0,
               dropped_ratio=0, chars=0, tokens=0, rows=0)
+  if c["pack"] == "sentences":
+    zero.update(sentences=0, long_sentences=0)
   counts = {sp: dict(zero) for sp in SPLITS}
   stats = [sources_lib.new_stats() for _ in srcs]
   workers = _clean(out, c, srcs, cache, counts, stats)
@@ -266,7 +320,8 @@ def build(out: str, s: dict, c: dict, srcs: list, key: str, cache: str) -> None:
   np.save(os.path.join(out, "unigram.npy"), unigram)
   t3 = time.time()
   log(f"encoded and packed in {t3 - t2:.1f}s: " + ", ".join(
-      f"{sp} {k['rows']} rows ({k['dropped_ratio']} docs over the token ratio)"
+      f"{sp} {k['rows']} rows{fill(k, c['seq_len'])} ({k['dropped_ratio']} docs over the token "
+      "ratio)"
       for sp, k in counts.items()))
   _check_counts(c, counts)
   manifest = {

@@ -9,6 +9,10 @@ calls over its rows, counters.py and masking.mask_rows); grain only runs those i
 prefetches and keeps the position. Per-row Python work would cap the loader far below what a
 GPU consumes.
 
+Rows of data.pack="sentences" (packing.py) end in [PAD]s: their batches also hold a boolean
+`attention_mask` [B, L] (False at [PAD]) for the model, and each row predicts round(mask_rate ×
+its ordinary tokens) positions (masking.py). Stream rows hold no [PAD] and their batches no mask.
+
 Multi-host: every process builds the same global stream and keeps every process_count-th example
 from its process_index, so processes see disjoint rows and masks are still keyed by the global
 index; `batch_size` is per process.
@@ -22,16 +26,32 @@ import numpy as np
 
 from jaxbert import counters, masking
 from jaxbert.data import tokenizer
+from jaxbert.data.packing import PACKS
 
 ORDERS = ("shuffle", "curriculum")
 
 
-def mask_fn(seed: int, mask_rate: float, vocab_size: int, seq_len: int):
+def mask_fn(seed: int, mask_rate: float, vocab_size: int, seq_len: int, pack: str = "stream"):
   """The corruption used by training and held-out evaluation alike:
   fn(rows [B, L], indices=example indices [B]) -> masked batch."""
-  return functools.partial(
+  if pack not in PACKS:
+    raise ValueError(f"pack must be one of {PACKS}, got {pack!r}")
+  fn = functools.partial(
       masking.mask_rows, seed=seed, count=masking.num_masked(mask_rate, seq_len),
-      mask_id=tokenizer.MASK_ID, vocab_size=vocab_size, special_ids=tokenizer.SPECIAL_IDS)
+      mask_id=tokenizer.MASK_ID, vocab_size=vocab_size, special_ids=tokenizer.SPECIAL_IDS,
+      rate=mask_rate if pack == "sentences" else None)
+  return fn if pack == "stream" else functools.partial(_with_attention_mask, fn)
+
+
+def _with_attention_mask(mask, rows, indices) -> dict:
+  out = mask(rows, indices=indices)
+  out["attention_mask"] = np.asarray(rows) != tokenizer.PAD_ID
+  return out
+
+
+def _pack(rows, pack: str | None) -> str:
+  """How `rows` were cut: as given, else as the store's Rows say; a plain array is a stream."""
+  return pack or getattr(rows, "pack", "stream")
 
 
 def _take(rows, numbers: np.ndarray) -> np.ndarray:
@@ -84,12 +104,13 @@ def _process() -> tuple[int, int]:
 
 def pretraining_batches(rows, *, seed: int, batch_size: int, mask_rate: float, vocab_size: int,
                         threads: int = 4, buffer: int = 16, order: str = "shuffle",
-                        process_index: int | None = None,
-                        process_count: int | None = None) -> grain.IterDataset:
+                        process_index: int | None = None, process_count: int | None = None,
+                        pack: str | None = None) -> grain.IterDataset:
   """Endless masked batches of `batch_size` rows.
 
   order="shuffle": a new random order each epoch. order="curriculum": every epoch in the order of
   the rows' count of "." tokens, descending (the cramming recipe's v2 order; needs rows.dots).
+  `pack`: how the rows were cut (data.pack); None = as the store's rows say.
   """
   if order not in ORDERS:
     raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
@@ -98,15 +119,17 @@ def pretraining_batches(rows, *, seed: int, batch_size: int, mask_rate: float, v
   if not len(rows):
     raise ValueError("no rows to draw batches from")
   order_of = curriculum_order(rows.dots) if order == "curriculum" else None
-  mask = mask_fn(seed, mask_rate, vocab_size, rows.shape[1])
+  mask = mask_fn(seed, mask_rate, vocab_size, rows.shape[1], _pack(rows, pack))
   batches = _Batches(rows, order_of, mask, seed, batch_size, process_index, process_count)
   return grain.MapDataset.source(batches).to_iter_dataset(
       grain.ReadOptions(num_threads=threads, prefetch_buffer_size=buffer))
 
 
-def heldout_batches(rows, *, seed: int, batch_size: int, mask_rate: float, vocab_size: int):
-  """One pass over the held-out rows in order, with masks fixed by `seed`; last batch partial."""
-  mask = mask_fn(seed, mask_rate, vocab_size, rows.shape[1])
+def heldout_batches(rows, *, seed: int, batch_size: int, mask_rate: float, vocab_size: int,
+                    pack: str | None = None):
+  """One pass over the held-out rows in order, with masks fixed by `seed`; last batch partial.
+  `pack` as for pretraining_batches (a slice of the store's rows is a plain array: give it)."""
+  mask = mask_fn(seed, mask_rate, vocab_size, rows.shape[1], _pack(rows, pack))
   for start in range(0, len(rows), batch_size):
     index = np.arange(start, min(start + batch_size, len(rows)))
     yield mask(_take(rows, index), indices=index)

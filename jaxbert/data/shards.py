@@ -66,20 +66,23 @@ class ShardWriter:
 class Rows:
   """Read-only [rows, seq_len] view over the memory-mapped shards of one split."""
 
-  def __init__(self, shards: list[np.ndarray], seq_len: int, dtype, dots=None):
+  def __init__(self, shards: list[np.ndarray], seq_len: int, dtype, dots=None,
+               pack: str = "stream"):
     self.shards = shards
     self.dots = dots  # per-row count of "." tokens, or None
+    self.pack = pack  # how the rows were cut (packing.py): the loader masks them accordingly
     self.offsets = np.cumsum([0] + [len(s) for s in shards])
     self.shape = (int(self.offsets[-1]), seq_len)
     self.dtype = np.dtype(dtype)
     self.size = self.shape[0] * seq_len
 
   @classmethod
-  def load(cls, directory: str, shards: list[dict], seq_len: int, dtype, dots: str | None):
+  def load(cls, directory: str, shards: list[dict], seq_len: int, dtype, dots: str | None,
+           pack: str = "stream"):
     """The rows of `shards` (a manifest's list) in `directory`, memory-mapped."""
     arr = lambda name: np.load(os.path.join(directory, name), mmap_mode="r")
     return cls([arr(s["file"]) for s in shards], seq_len, dtype,
-               arr(dots) if dots is not None else None)
+               arr(dots) if dots is not None else None, pack)
 
   def __len__(self) -> int:
     return self.shape[0]

@@ -4,11 +4,13 @@ prepare() turns a data config into CACHE/stores/<key>/ holding
   manifest.json          what made the store (settings, tokenizer hash), counts, timings
   tokenizer.json         WordPiece trained on a bounded sample of the train split, or a copy of
                          the one given by data.tokenizer
-  train-NNNNN.npy        [rows, seq_len] token ids in shards (shards.py): documents joined by
-                         [SEP], no [CLS]; memory-mapped when loaded
+  train-NNNNN.npy        [rows, seq_len] token ids in shards (shards.py), memory-mapped when
+                         loaded: documents joined by [SEP], no [CLS] (data.pack="stream"), or
+                         [CLS] sentence [SEP] ... [PAD] (data.pack="sentences", packing.py)
   heldout-NNNNN.npy      the same, from the held-out documents
   train-dots.npy         per train row, its count of "." tokens (the curriculum order's key)
-  unigram.npy            int64 count of each id over the train rows (unigram baseline)
+  unigram.npy            int64 count of each id over the train rows, [PAD] left out (unigram
+                         baseline)
 The key hashes everything that determines the bytes (config.STORE_FIELDS and the vocabulary
 size), so equal settings reuse the store and any change builds a new one. The build (build.py)
 runs in a temporary directory beside the store and is renamed into place at the end; temporary
@@ -30,7 +32,8 @@ from jaxbert import config as config_lib
 from . import sources as sources_lib
 from . import text
 from . import tokenizer as tokenizer_lib
-from .build import SPLITS, build, log, sha256
+from .build import SPLITS, build, fill, log, sha256
+from .packing import PACKS
 from .shards import Rows
 from .tokenizer import SPECIAL_TOKENS
 
@@ -58,7 +61,8 @@ class TokenStore:
     with open(os.path.join(path, "manifest.json")) as f:
       manifest = json.load(f)
     seq_len, dtype = manifest["settings"]["seq_len"], manifest["dtype"]
-    rows = {sp: Rows.load(path, manifest["shards"][sp], seq_len, dtype, f"{sp}-dots.npy")
+    pack = manifest["settings"].get("pack", "stream")
+    rows = {sp: Rows.load(path, manifest["shards"][sp], seq_len, dtype, f"{sp}-dots.npy", pack)
             for sp in SPLITS}
     return cls(path, rows["train"], rows["heldout"], os.path.join(path, "tokenizer.json"),
                manifest["settings"]["tokenizer"]["vocab_size"],
@@ -81,6 +85,15 @@ def _options(data_cfg) -> dict:
   if not c["sources"]:
     raise config_lib.ConfigError("data.sources is empty; e.g. data.sources='embedded'")
   c["weights"] = sources_lib.weights_for(c["sources"], c["weights"])
+  if c["pack"] not in PACKS:
+    raise config_lib.ConfigError(f"data.pack={c['pack']!r}: use 'stream' or 'sentences'")
+  if c["pack"] == "sentences":
+    if c["seq_len"] < 3:
+      raise config_lib.ConfigError(f"data.seq_len={c['seq_len']} is too short for "
+                                   "data.pack='sentences' ([CLS], a token, [SEP]); use >= 3")
+    # Sentence rows are packed from punkt's sentences, one per line of the cleaned text; with
+    # the option set here, both values of data.split_sentences name the one store they make.
+    c["split_sentences"] = True
   return c
 
 
@@ -101,6 +114,8 @@ def settings(data_cfg, vocab_size: int) -> dict:
                                        "max_documents", "skip_bad_records")},
       "tokenizer": _tokenizer_settings(c, vocab_size),
       "seq_len": c["seq_len"],
+      # Only when not "stream": stores made before data.pack existed keep their keys.
+      **({"pack": c["pack"]} if c["pack"] != "stream" else {}),
   }
 
 
@@ -174,7 +189,8 @@ def summary(store: TokenStore) -> str:
   lines = [f"token store {store.path}",
            f"  tokenizer: vocab {m['trained_vocab_size']}, sha256 {m['tokenizer_sha256'][:16]}"]
   for sp, k in m["counts"].items():
-    lines.append(f"  {sp}: {k['rows']} rows of {m['settings']['seq_len']} ({k['tokens']} tokens) "
+    seq_len = m["settings"]["seq_len"]
+    lines.append(f"  {sp}: {k['rows']} rows of {seq_len} ({k['tokens']} tokens{fill(k, seq_len)}) "
                  f"from {k['documents']} documents ({k['chars_read'] / 1e6:.1f} MB); dropped: "
                  f"{k['empty']} empty, {k['dropped_short']} short, {k['dropped_duplicate']} "
                  f"duplicate, {k['dropped_ratio']} over the token ratio")

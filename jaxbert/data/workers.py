@@ -36,6 +36,18 @@ def encode_batch(docs: list[str], dtype: str) -> list[np.ndarray]:
   return _worker["encoder"](docs)
 
 
+def encode_sentences_batch(docs: list[str], dtype: str) -> list[tuple[np.ndarray, np.ndarray]]:
+  """Per document, (its ids, its sentences' token counts): each line of a document cleaned with
+  split_sentences is one sentence, encoded on its own (data.pack="sentences")."""
+  lines = [d.split("\n") for d in docs]
+  ids = encode_batch([s for ls in lines for s in ls], dtype)
+  out, i = [], 0
+  for ls in lines:
+    part, i = ids[i:i + len(ls)], i + len(ls)
+    out.append((np.concatenate(part), np.array([len(p) for p in part], np.int64)))
+  return out
+
+
 class Workers:
   """Runs fn(batch, *args) over batches, results in order: inline at first, then (past
   POOL_AFTER_CHARS, with more than one worker) in spawned processes with a bounded number of

@@ -10,6 +10,7 @@ import jax
 import numpy as np
 
 from jaxbert import cpu
+from jaxbert.config import ConfigError
 from jaxbert import workdir as workdir_lib
 from jaxbert.data import loader, tokenizer
 from jaxbert.model import MaskedLM
@@ -31,13 +32,16 @@ def mlm(model, params, store, config) -> dict:
   rows = store.heldout
   if config.eval.max_rows > 0:
     rows = rows[:config.eval.max_rows]
-  if len(rows) == 0:
-    raise ValueError(f"the token store {store.path} has no held-out rows to evaluate on")
+  if len(rows) == 0:  # task: sources hold none out
+    raise ConfigError(f"the token store {store.path} has no held-out rows to evaluate on: "
+                      f"data.sources={config.data.sources!r} holds none out; add a source that "
+                      "does (embedded, text:, jsonl:, tfds:)")
   size = config.eval.batch_size
 
   @jax.jit
   def predict(params, batch):
-    logits = model.apply({"params": params}, batch["inputs"], batch["positions"])
+    logits = model.apply({"params": params}, batch["inputs"], batch["positions"],
+                         attention_mask=batch.get("attention_mask"))
     return cross_entropy(logits, batch["targets"])
 
   log_p = unigram_log_probs(store.unigram)
@@ -46,7 +50,8 @@ def mlm(model, params, store, config) -> dict:
               unigram_hits=0.0, unigram_replaced_hits=0.0)
   for batch in loader.heldout_batches(rows, seed=config.eval.seed, batch_size=size,
                                       mask_rate=config.data.mask_rate,
-                                      vocab_size=config.model.vocab_size):
+                                      vocab_size=config.model.vocab_size,
+                                      pack=config.data.pack):
     real = len(batch["inputs"])
     # Pad the last batch to the common size (weight 0) so predict compiles once.
     padded = {k: np.concatenate([v, np.zeros((size - real,) + v.shape[1:], v.dtype)])
@@ -60,7 +65,8 @@ def mlm(model, params, store, config) -> dict:
     sums["weight"] += float(w.sum())
     sums["replaced_hits"] += float((hit * replaced).sum())
     sums["replaced"] += float(replaced.sum())
-    sums["unigram_loss"] += float((-log_p[targets] * w).sum())
+    # A pick of weight 0 may stand on a special token ([PAD] in a sentence row): log p = -inf.
+    sums["unigram_loss"] += float((np.where(w > 0, -log_p[targets], 0.0) * w).sum())
     sums["unigram_hits"] += float(((targets == guess) * w).sum())
     sums["unigram_replaced_hits"] += float(((targets == guess) * replaced).sum())
   return {

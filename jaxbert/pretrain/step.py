@@ -42,8 +42,10 @@ def accumulation(train_cfg, t: float) -> int:
 
 def mlm_loss(model, params, batch, rng, deterministic):
   """Summed (not averaged) cross-entropy over predicted positions, with weight and hit counts."""
+  # Sentence rows end in [PAD]s, which their batches mask out; stream batches have no mask.
   logits = model.apply({"params": params}, batch["inputs"], batch["positions"],
-                       deterministic=deterministic, rngs={"dropout": rng})
+                       attention_mask=batch.get("attention_mask"), deterministic=deterministic,
+                       rngs={"dropout": rng})
   w = batch["weights"]
   ce, hit = cross_entropy(logits, batch["targets"])
   return jnp.sum(ce * w), (jnp.sum(w), jnp.sum(hit * w))

@@ -30,7 +30,7 @@ from jaxbert.data.labelled import column
 from jaxbert.model import ModelConfig
 from jaxbert.workdir import metrics as metrics_log
 
-from . import baselines, saved, tables
+from . import augment, baselines, curve, saved, tables
 from . import classifier as classifier_lib
 from . import finetune as finetune_lib
 
@@ -53,16 +53,32 @@ def _check(cfg, model_max_len: int) -> int:
   return max_len
 
 
-def run_task(task, tokenizer, model_config: ModelConfig, encoder_params, cfg, max_len: int):
-  """(rows, kept) of one task: rows {task, metric, <model>: median, <model>_seeds: [...]}, one
-  per column; kept, the pretrained classifier worth saving (see `_keep`)."""
-  train = task.train
-  if 0 < cfg.max_train_examples < len(train):
-    train = train.subset(np.sort(
-        np.random.default_rng(0).permutation(len(train))[: cfg.max_train_examples]))
+def run_task(task, tokenizer, model_config: ModelConfig, encoder_params, cfg, max_len: int,
+             augmenter=None):
+  """(rows, kept) of one task: rows {task, metric, train_examples, <model>: median,
+  <model>_seeds: [...]}, one per size of finetune.train_sizes and column; kept, the pretrained
+  classifier of the largest size, worth saving (see `_keep`). `augmenter(split)` adds examples
+  (finetune.augment) to each training subset."""
   if task.pair and max_len < 5:
     raise ConfigError(f"finetune.max_len={max_len} leaves no room for a pair: [CLS] a [SEP] b "
                       "[SEP] needs 5 tokens or more")
+  order = curve.label_order(task.train.labels, task.regression)
+  sizes = curve.train_sizes(cfg, len(task.train))
+  devs = {name: classifier_lib.encode(tokenizer, s.text_a, max_len, s.text_b)[:2]
+          for name, s in task.dev.items()}
+  rows = []
+  for size in sizes:
+    train = task.train.subset(np.sort(order[:size]))
+    size_rows, kept = _run_size(task, train, augmenter(train) if augmenter else train, devs,
+                                tokenizer, model_config, encoder_params, cfg, max_len)
+    rows += size_rows
+  return rows, kept
+
+
+def _run_size(task, labelled_train, train, devs, tokenizer, model_config, encoder_params, cfg,
+              max_len):
+  """Rows and the kept classifier of one training set (`train`: `labelled_train` and any
+  augmented copies of it)."""
   tokens, mask, cut = classifier_lib.encode(tokenizer, train.text_a, max_len, train.text_b)
   arrays = (tokens, mask, train.labels)
   if cut:
@@ -72,8 +88,12 @@ def run_task(task, tokenizer, model_config: ModelConfig, encoder_params, cfg, ma
     print(f"[finetune] {task.name}: {cut} of {len(train)} training examples "
           f"({100 * cut / len(train):.0f}%) are longer than finetune.max_len={max_len} tokens and "
           f"lose their ends; {more}", flush=True)
-  devs = {name: classifier_lib.encode(tokenizer, s.text_a, max_len, s.text_b)[:2]
-          for name, s in task.dev.items()}
+  epochs = finetune_lib.epochs_for(cfg, len(train))
+  if epochs != cfg.epochs:
+    cfg = ml_collections.ConfigDict({**cfg.to_dict(), "epochs": epochs})
+  label = f"{task.name} ({len(labelled_train)} labels" + (
+      f", {len(train)} examples" if len(train) != len(labelled_train) else "") + (
+      f", {epochs} epochs)")
 
   classifier = classifier_lib.Classifier(model_config, task.num_outputs, cfg.pooling)
   cnn = baselines.TextCNN(model_config.vocab_size, cfg.cnn_embed, cfg.cnn_filters,
@@ -97,20 +117,21 @@ def run_task(task, tokenizer, model_config: ModelConfig, encoder_params, cfg, ma
       per_seed[name].append(tables.score(
           task, {s: finetune_lib.labels(o) for s, o in outputs.items()}))
       shown = ", ".join(f"{c} {v:.4f}" for c, v in per_seed[name][-1].items())
-      print(f"[finetune] {task.name} seed {seed} {name}: {shown}", flush=True)
+      print(f"[finetune] {label} seed {seed} {name}: {shown}", flush=True)
   medians = {name: tables.aggregate(s) for name, s in per_seed.items()}
   bow = tables.score(task, baselines.bag_of_words(task, train, cfg)) if cfg.baselines else None
   rows = []
   for split in task.dev:
     for m in task.metrics:
       c = column(split, m)
-      row = dict(task=task.name, metric=c, in_average=c in task.headline)
+      row = dict(task=task.name, metric=c, in_average=c in task.headline,
+                 headline=c == (task.headline or task.columns())[0])
       for name in runs:
         row[name], row[name + "_seeds"] = medians[name][0][c], medians[name][1][c]
       if bow is not None:
         row["bag_of_words"] = bow[c]
-      row.update(train_examples=len(train), train_examples_cut=cut,
-                 dev_examples=len(task.dev[split]))
+      row.update(train_examples=len(labelled_train), examples=len(train), epochs=epochs,
+                 train_examples_cut=cut, dev_examples=len(task.dev[split]))
       rows.append(row)
   return rows, _keep(task, per_seed["pretrained"], candidates, cut)
 
@@ -157,9 +178,14 @@ def _run_all(workdir: str, cfg) -> dict:
   names = {task.name: _name(cfg, task, len(task_list)) for task in task_list}
   for task in task_list:  # before any fine-tuning: a refusal costs nothing
     saved.check_replace(workdir, names[task.name], metas[task.name], cfg.overwrite)
+  # finetune.augment: copies of each training subset, the same for all four models.
+  lm = (augment.MaskedLM(tokenizer, cpu.tuned(pretrained.model), pretrained.params)
+        if cfg.augment == "mlm" else None)
+  augmenter = (lambda split: augment.expand(split, cfg, lm)) if cfg.augment else None
   rows, classifiers = [], {}
   for task in task_list:
-    task_rows, kept = run_task(task, tokenizer, model_config, encoder_params, cfg, max_len)
+    task_rows, kept = run_task(task, tokenizer, model_config, encoder_params, cfg, max_len,
+                               augmenter)
     rows += task_rows
     classifiers[task.name] = _save(workdir, names[task.name], metas[task.name], kept,
                                    store.tokenizer_path)
@@ -206,11 +232,22 @@ def run(workdir: str, task_cfg: ml_collections.ConfigDict | None = None) -> dict
   """Fine-tunes the latest checkpoint and the baselines on every task of finetune.task.
 
   Prints the table and writes it to WORKDIR/finetune.json and as "finetune" lines of
-  metrics.jsonl (one per task and metric).
+  metrics.jsonl (one per task, metric and size). With several finetune.train_sizes, also the
+  label-budget curve: printed, and WORKDIR/label_curve.json and label_curve.png (curve.py).
   """
   cfg = _settings(task_cfg)
   result = _run_all(workdir, cfg)
-  result["table"] = tables.table(result["rows"])
+  largest = {}
+  for r in result["rows"]:
+    largest[r["task"]] = max(largest.get(r["task"], 0), r["train_examples"])
+  result["table"] = tables.table([r for r in result["rows"]
+                                  if r["train_examples"] == largest[r["task"]]])
+  points = curve.points(result["rows"])
+  if any(len(ps) > 1 for ps in points.values()):
+    result["curve"], result["curve_table"] = points, curve.table(points)
+    result["curve_png"] = curve.write(workdir, points, dict(
+        task=cfg.task, checkpoint_step=result["checkpoint_step"], seeds=cfg.seeds,
+        config=result["config"]))
   path = os.path.join(workdir, "finetune.json")
   with open(path + ".tmp", "w") as f:
     json.dump(result, f, indent=2)
@@ -222,6 +259,9 @@ def run(workdir: str, task_cfg: ml_collections.ConfigDict | None = None) -> dict
 def _print(result):
   print(f"fine-tuned checkpoint step {result['checkpoint_step']} on {result['task']}; dev scores, "
         f"median of {result['seeds']} seed(s) (min–max):\n{result['table']}", flush=True)
+  if "curve_table" in result:
+    print(f"\nlabel-budget curve (median of {result['seeds']} seed(s); the same dev split for "
+          f"every size; {result['curve_png']}):\n{result['curve_table']}", flush=True)
 
 
 def after_training(workdir: str, task_cfg: ml_collections.ConfigDict) -> dict:
@@ -249,6 +289,9 @@ def glue(workdir: str, task_cfg: ml_collections.ConfigDict | None = None) -> dic
   when all eight tasks ran; otherwise it is labelled with the tasks it covers.
   """
   cfg = _settings(task_cfg)
+  if len(set(curve.parse_sizes(cfg))) > 1:
+    raise ConfigError(f"finetune.train_sizes={cfg.train_sizes!r}: --mode=glue scores one "
+                      "training set per task; draw a label-budget curve with --mode=finetune")
   if not cfg.task.startswith(("glue:", "tfds:")):
     raise ConfigError(f"--mode=glue runs GLUE tasks: finetune.task={cfg.task!r} must be "
                       "'glue:DIR[:TASK,...]' or 'tfds:glue[/TASK,...]'")

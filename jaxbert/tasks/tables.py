@@ -28,18 +28,21 @@ def aggregate(per_seed: list[dict]) -> tuple[dict, dict]:
   return {c: float(statistics.median(v)) for c, v in lists.items()}, lists
 
 
+def cell(r: dict, key: str, percent: bool = False) -> str:
+  """r[key], and the min–max of r[key + "_seeds"] in brackets when there are several seeds."""
+  fmt = (lambda v: f"{100 * v:.1f}") if percent else (lambda v: f"{v:.4f}")
+  seeds = r.get(key + "_seeds") or []
+  spread = f" ({fmt(min(seeds))}–{fmt(max(seeds))})" if len(seeds) > 1 else ""
+  return fmt(r[key]) + spread
+
+
 def table(rows: list[dict], percent: bool = False) -> str:
   """Markdown: one line per (task, metric), a column per model; seed min–max in brackets."""
-  def cell(r, key):
-    k = 100 if percent else 1
-    fmt = (lambda v: f"{k * v:.1f}") if percent else (lambda v: f"{v:.4f}")
-    seeds = r.get(key + "_seeds") or []
-    spread = f" ({fmt(min(seeds))}–{fmt(max(seeds))})" if len(seeds) > 1 else ""
-    return fmt(r[key]) + spread
   models = _present(rows)
   lines = ["| task | metric | " + " | ".join(HEADERS[m] for m in models) + " |",
            "| --- | --- | " + " | ".join("---:" for _ in models) + " |"]
-  lines += [f"| {r['task']} | {r['metric']} | " + " | ".join(cell(r, m) for m in models) + " |"
+  lines += [f"| {r['task']} | {r['metric']} | " +
+            " | ".join(cell(r, m, percent) for m in models) + " |"
             for r in rows]
   return "\n".join(lines)
 
