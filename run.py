@@ -10,6 +10,7 @@
   python run.py --mode=evaluate --workdir=W --classifier=NAME --input=labelled.csv
   python run.py --mode=glue --workdir=W --config=configs/glue.py --config.finetune.task=glue:DIR
   python run.py --mode=prepare --config=configs/quick.py               # build the token store only
+  python run.py --mode=lr_search --config=configs/quick.py --workdir=workdirs/lr-quick  # best lr
   python run.py --mode=export --workdir=workdirs/quick --out=DIR       # in Hugging Face's layout
   python run.py --mode=import --hf=DIR --workdir=workdirs/bert         # a Hugging Face BERT
 """
@@ -27,7 +28,7 @@ flags.DEFINE_string("workdir", None, "Run directory: config, metrics, checkpoint
                     "Default: workdirs/<config file name>.")
 flags.DEFINE_enum("mode", "train",
                   ["train", "evaluate", "finetune", "glue", "report", "prepare", "export",
-                   "import", "predict", "embed"],
+                   "import", "predict", "embed", "lr_search"],
                   "train (or resume); evaluate a checkpoint of --workdir on the held-out rows "
                   "(with --classifier: that classifier on --input, a labelled file); "
                   "finetune its latest checkpoint on finetune.task and save the classifier; "
@@ -37,7 +38,9 @@ flags.DEFINE_enum("mode", "train",
                   "workdir's); (re)make its report.md and curves.png; prepare --config's token "
                   "store (no workdir needed); export a checkpoint to --out in Hugging Face's "
                   "layout; or import --hf, a Hugging Face BERT directory, as a new --workdir "
-                  "(data and fine-tuning settings from --config, if given).")
+                  "(data and fine-tuning settings from --config, if given); lr_search: a short "
+                  "run of --config in --workdir/lr=VALUE for each optim.peak_lr of "
+                  "lr_search.peak_lrs, then the table of their held-out MLM loss and the best.")
 flags.DEFINE_integer("step", None, "evaluate, export: the checkpoint step (default: the latest).")
 flags.DEFINE_string("out", None, "export: the directory to write (created).")
 flags.DEFINE_string("hf", None, "import: a Hugging Face BERT directory (config.json, "
@@ -82,7 +85,7 @@ def main(argv):
     raise app.UsageError("--mode=export needs --out=DIR, the directory to write")
   resume_own = (FLAGS.mode == "train" and FLAGS.config is None and FLAGS.workdir is not None
                 and os.path.exists(os.path.join(FLAGS.workdir, "config.json")))
-  if FLAGS.mode in ("train", "prepare") and FLAGS.config is None and not resume_own:
+  if FLAGS.mode in ("train", "prepare", "lr_search") and FLAGS.config is None and not resume_own:
     raise app.UsageError(f"--config=FILE is required to {FLAGS.mode} (see configs/), unless "
                          "--workdir holds a run to resume with its own config.json")
   if FLAGS.config is not None:
@@ -100,7 +103,8 @@ def main(argv):
   from jaxbert import compile_cache
   from jaxbert.cpu import allocator
 
-  if FLAGS.mode == "train":  # before jax starts its backend; see allocator for why train only
+  # Before jax starts its backend; see allocator for why the training modes only.
+  if FLAGS.mode in ("train", "lr_search"):
     allocator.keep_freed_memory()
   # Predicting compiles a dozen small programs (one per batch shape), each well under the 1 s
   # below which JAX would not keep it: kept, a second --mode=predict starts without compiling.
@@ -137,6 +141,10 @@ def main(argv):
       evaluate.evaluate_checkpoint(FLAGS.workdir, FLAGS.step)
     elif FLAGS.mode == "report":
       print(f"report: {report.write(FLAGS.workdir)}")
+    elif FLAGS.mode == "lr_search":
+      from jaxbert.pretrain import lr_search
+
+      lr_search.search(FLAGS.config, FLAGS.workdir)
     elif FLAGS.mode == "prepare":
       print(data.store.summary(data.prepare(FLAGS.config.data, FLAGS.config.model.vocab_size)))
     elif FLAGS.mode in ("finetune", "glue"):

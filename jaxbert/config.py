@@ -134,7 +134,7 @@ def default() -> ml_collections.ConfigDict:
   # held-out MLM loss; prints the table and the override of the best.
   c.lr_search = s = ml_collections.ConfigDict()
   # optim.peak_lr values to try, comma-separated; each trains in WORKDIR/lr=VALUE
-  s.values = "1e-3,2e-3,5e-3,1e-2"
+  s.peak_lrs = "1e-3,2e-3,5e-3,1e-2"
   # Wall-clock budget of each short run (its schedule follows it; train.max_steps ends it sooner)
   s.budget_minutes = 2.0
 

@@ -8,6 +8,7 @@ coordinates them) and all take every decision together (parallel.agree).
 
 import collections
 import contextlib
+import os
 import sys
 import time
 
@@ -24,6 +25,7 @@ from jaxbert.workdir import events, report
 from jaxbert.workdir import metrics as metrics_log
 
 from . import evaluate, microbatch, parallel
+from . import state as state_lib
 from . import step as step_lib
 from .rollback import Rollback, finite
 from .signals import StopOnSignal
@@ -38,28 +40,41 @@ STEPS_IN_FLIGHT = 2
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains until the budget or step limit, checkpointing on the way; returns held-out metrics."""
+  """Trains until the budget or step limit, checkpointing on the way; returns held-out metrics.
+
+  A new workdir starts from random init, or with config.init_from from that workdir's latest
+  params and its tokenizer (continued pretraining); a workdir with a checkpoint resumes from it.
+  """
   config = config_lib.resolve(config)
-  if checkpoint.has_checkpoint(workdir):
+  source = None  # continued pretraining: where the params of step 0 come from
+  if checkpoint.has_checkpoint(workdir):  # resumed: init_from was read when the run started
     if config.train.micro_batch == 0:  # the data position counts micro-batches: keep their size
       config.train.micro_batch = workdir_lib.read_config(workdir).train.micro_batch
     workdir_lib.check_compatible(workdir, config)
+  elif config.init_from:
+    source = state_lib.source(config)
   model, tx, init = build(config)  # before anything is written: a bad setting leaves no trace
 
   # Preparing the token store is cached and shared across runs, so it is off the clock; it comes
   # before the workdir is touched, so bad data leaves nothing behind. With several processes, the
   # first builds it and the others then find it in the shared cache.
+  store_config = config
+  if source is not None and not config.data.tokenizer:
+    # Encoded with the source's tokenizer, which the workdir then keeps as its own; config.json
+    # keeps data.tokenizer "" (the workdir's own), so a resumed run needs init_from no more.
+    store_config = ml_collections.ConfigDict(config.to_dict())
+    store_config.data.tokenizer = source.tokenizer
   if jax.process_index() == 0:
-    store = workdir_lib.token_store(config, workdir)
+    store = workdir_lib.token_store(store_config, workdir)
   parallel.barrier("token store")
   if jax.process_index() > 0:
-    store = workdir_lib.token_store(config, workdir)
+    store = workdir_lib.token_store(store_config, workdir)
   # The lock creates the workdir and refuses a second run (the first process of a multi-process
   # run takes it); checkpoints are closed however we exit.
   primary = jax.process_index() == 0
   lock = workdir_lib.Lock(workdir) if primary else contextlib.nullcontext()
   with lock, checkpoint.Checkpoints(workdir, config.train.keep) as ckpts:
-    return _train(config, workdir, ckpts, model, tx, init, store)
+    return _train(config, workdir, ckpts, model, tx, init, store, source)
 
 
 def layout(config, init, mesh):
@@ -95,7 +110,7 @@ class _Records:
     self.tensorboard.close()
 
 
-def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
+def _train(config, workdir, ckpts, model, tx, init, store, source=None) -> dict:
   events.load()  # off the clock, like preparing data: it is import time, not training
   clock = time.monotonic()  # compiling to choose the micro-batch counts against the budget
   primary = jax.process_index() == 0
@@ -124,7 +139,10 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
         threads=tc.loader_threads, order=config.data.order))
     restored = ckpts.restore_latest_good(abstract_state, iterator)
     if restored is None:
-      state = jax.jit(init, out_shardings=state_sharding)(init_key(config))
+      if source is not None:
+        state = state_lib.from_source(source, tx, abstract_state, state_sharding)
+      else:
+        state = jax.jit(init, out_shardings=state_sharding)(init_key(config))
       return None, state, iterator, {"elapsed_s": 0.0, "tokens": 0}
     saved, state, meta = restored
     return saved, state, iterator, meta
@@ -134,8 +152,13 @@ def _train(config, workdir, ckpts, model, tx, init, store) -> dict:
   records = _Records(workdir, primary, saved_step or 0)
   if saved_step is None:
     records.rewind(-1)  # lines of an earlier attempt that never checkpointed
+    start = {} if source is None else {"init_from": os.path.abspath(source.path),
+                                       "init_step": source.step}
     records.write({"kind": "start", "step": 0, "params": count_params(state.params),
-                   "train_rows": int(store.train.shape[0]), "time": time.time()})
+                   "train_rows": int(store.train.shape[0]), "time": time.time(), **start})
+    if source is not None:
+      print(f"starting from the params of {source.path} at its step {source.step} (init_from); "
+            "the optimizer state, schedule and budget are this run's, from step 0", flush=True)
   else:
     records.rewind(saved_step)
     print(f"resuming {workdir} at step {saved_step}: {_duration(elapsed0)} of the budget spent, "
@@ -249,8 +272,15 @@ class _Speed:
 
 
 def _final_evaluation(config, workdir, model, state, store, step) -> dict:
-  """Held-out MLM of the last step, recorded once: a finished run rerun reports it again."""
+  """Held-out MLM of the last step, recorded once: a finished run rerun reports it again. None
+  (an empty dict) when the store holds no rows out, as task: sources do."""
   primary = jax.process_index() == 0
+  if len(store.heldout) == 0:
+    if primary:
+      print(f"no held-out MLM: data.sources={config.data.sources!r} holds no rows out (a task: "
+            "source keeps its dev rows unseen); score the model by fine-tuning it", flush=True)
+      print(f"report: {report.write(workdir)}", flush=True)
+    return {}
   done_before = [r for r in metrics_log.read(workdir) if r["kind"] == "eval" and r["step"] == step]
   if done_before:
     results = {k: v for k, v in done_before[-1].items() if k not in ("kind", "step")}
