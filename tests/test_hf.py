@@ -274,6 +274,7 @@ def test_export_mode_of_a_trained_workdir(tmp_path):
   assert missing.returncode != 0 and "--out" in missing.stderr
 
 
+@pytest.mark.slow  # over 20 s of the default suite; CI runs the slow ones too
 @needs_torch
 def test_import_mode_makes_a_workdir_to_evaluate_finetune_and_train(hf_dir, tmp_path):
   """run.py --mode=import writes a workdir whose step 0 holds the imported weights; evaluate,

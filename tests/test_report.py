@@ -5,6 +5,7 @@ import os
 import struct
 
 import numpy as np
+import pytest
 from tensorboardX.proto import event_pb2
 
 from conftest import run_py
@@ -32,6 +33,7 @@ def _scalars(workdir):
   return points
 
 
+@pytest.mark.slow  # over 20 s of the default suite; CI runs the slow ones too
 def test_tensorboard_events_mirror_metrics_across_a_resume(tmp_path):
   workdir = str(tmp_path / "run")
   run_py("--config=configs/tiny.py", f"--workdir={workdir}")
@@ -46,6 +48,7 @@ def test_tensorboard_events_mirror_metrics_across_a_resume(tmp_path):
   assert "train/mfu" not in scalars  # a CPU has no known peak
 
 
+@pytest.mark.slow  # over 20 s of the default suite; CI runs the slow ones too
 def test_report_and_curves_after_training_and_on_demand(tmp_path):
   workdir = str(tmp_path / "run")
   out = run_py("--config=configs/tiny.py", f"--workdir={workdir}").stdout

@@ -152,6 +152,7 @@ def _without_root_privilege():
   return ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
 
 
+@pytest.mark.slow  # over 20 s of the default suite; CI runs the slow ones too
 def test_read_only_workdirs_are_one_line_errors_that_change_nothing(tmp_path):
   def run(workdir):
     return subprocess.run([*_without_root_privilege(), sys.executable, "run.py",
@@ -190,6 +191,7 @@ def _params(workdir):
   return workdir_lib.pretrained(workdir).params
 
 
+@pytest.mark.slow  # over 20 s of the default suite; CI runs the slow ones too
 def test_killed_during_a_step_a_save_and_the_evaluation_the_run_ends_bit_identical(tmp_path):
   """kill -9 at three chosen points; each time the same command carries on. One checkpoint kept,
   so the kill during a save also shows that the last good step outlives a half-written one."""
@@ -277,6 +279,7 @@ def _file_size_limit(kib):
   return ["bash", "-c", f'trap "" XFSZ; ulimit -f {kib}; exec "$@"', "bash"]
 
 
+@pytest.mark.slow  # over 20 s of the default suite; CI runs the slow ones too
 def test_a_checkpoint_that_cannot_be_written_is_an_error_that_keeps_the_last_good_one(tmp_path):
   args = ["--config=configs/tiny.py", "--config.optim.schedule=constant",
           "--config.optim.warmup=0", "--config.train.ramp_until=0"]
@@ -299,6 +302,7 @@ def test_a_checkpoint_that_cannot_be_written_is_an_error_that_keeps_the_last_goo
   assert _losses(full) == _losses(unbroken)
 
 
+@pytest.mark.slow  # over 20 s of the default suite; CI runs the slow ones too
 def test_a_moved_workdir_resumes_with_its_own_tokenizer(tmp_path):
   """On another machine (an empty cache) the store is encoded with WORKDIR/tokenizer.json, not a
   newly trained tokenizer: evaluation repeats and training resumes loss for loss. A tokenizer

@@ -114,6 +114,7 @@ def test_day_config_runs_two_steps_with_size_overrides(tmp_path):
   assert workdir_lib.read_config(str(tmp_path / "day")).train.micro_batch == 8
 
 
+@pytest.mark.slow  # over 20 s of the default suite; CI runs the slow ones too
 def test_micro_batch_zero_takes_the_most_rows_whose_compiled_step_fits():
   config = tiny.get_config()
   config.train.micro_batch, config.train.device_memory_gb = 0, 1000.0
@@ -257,6 +258,7 @@ def test_bad_setting_fails_cleanly_before_writing_anything(tmp_path):
     assert not os.path.exists(tmp_path / "run")
 
 
+@pytest.mark.slow  # over 20 s of the default suite; CI runs the slow ones too
 def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes(tmp_path):
   workdir = str(tmp_path / "run")
   args = ["--config=configs/tiny.py", f"--workdir={workdir}", "--config.train.max_steps=400"]
@@ -316,6 +318,7 @@ def test_budget_ends_the_run_within_a_few_steps_of_its_time(tmp_path, monkeypatc
   assert 8 <= last["elapsed_s"] < 8 + 10 * per_step
 
 
+@pytest.mark.slow  # over 20 s of the default suite; CI runs the slow ones too
 def test_a_rerun_reads_its_compiled_steps_from_the_cache(tmp_path):
   cache = tmp_path / "cache"
   env = {"JAXBERT_CACHE": str(cache)}

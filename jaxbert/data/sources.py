@@ -185,7 +185,7 @@ def weights_for(specs: list[str], weights) -> list[float]:
     raise ConfigError(f"data.weights={weights!r}: not numbers") from None
   if len(out) != len(specs) or not all(math.isfinite(w) and w > 0 for w in out):
     raise ConfigError(f"data.weights={weights!r}: give one positive number per source "
-                      f"({len(specs)}: {', '.join(specs)})")
+                      f"({len(specs)}: {', '.join(specs)}), or --config.data.weights= for 1 each")
   return out
 
 
