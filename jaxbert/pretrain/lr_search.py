@@ -56,10 +56,6 @@ def parse_values(values) -> list[tuple[str, float]]:
   return out
 
 
-def _values(config):
-  return config.lr_search.peak_lrs
-
-
 def run_config(config: ml_collections.ConfigDict, rate: float) -> ml_collections.ConfigDict:
   """The config of one run of the search: `config` with this peak rate and the search's budget."""
   c = ml_collections.ConfigDict(config.to_dict())
@@ -158,7 +154,7 @@ def plot(rows: list[dict], path: str):
 def search(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs (or reads back) every value's run, then prints and writes the results; returns what
   lr_search.json holds."""
-  values = parse_values(_values(config))
+  values = parse_values(config.lr_search.peak_lrs)
   minutes = config.lr_search.budget_minutes
   if not (isinstance(minutes, (int, float)) and minutes > 0):
     raise ConfigError(f"lr_search.budget_minutes={minutes!r} must be > 0: each run's budget")
@@ -194,7 +190,7 @@ def search(config: ml_collections.ConfigDict, workdir: str) -> dict:
   print(f"results: {os.path.join(workdir, 'lr_search.json')}, "
         f"{os.path.join(workdir, 'lr_search.png')}", flush=True)
   if top is None:
-    raise ConfigError(f"lr_search.peak_lrs={_values(config)!r}: every run diverged; try smaller "
-                      "rates")
+    raise ConfigError(f"lr_search.peak_lrs={config.lr_search.peak_lrs!r}: every run diverged; "
+                      "try smaller rates")
   print(f"best: {override(top)} (held-out MLM loss {top['mlm_loss']:.3f})", flush=True)
   return content

@@ -6,8 +6,8 @@
 fine-tunes every model of the table (pretrained, no pretraining, CNN, bag of words) on nested,
 class-stratified subsets of the train split, scores each on the same dev split, and prints one
 row per size with the pretrained model's gain over the best baseline; WORKDIR/label_curve.json and
-WORKDIR/label_curve.png hold the same. Pretraining is worth most where labels are few (Gururangan
-et al., ACL 2020, "Don't Stop Pretraining", measure it on 100 to 3,000 labelled examples).
+WORKDIR/label_curve.png hold the same. Pretraining is worth most where labels are few, and the
+curve shows where on a user's data it stops paying.
 """
 
 import json
