@@ -43,6 +43,7 @@ def get_config():
   t.micro_batch, t.batch_size = 32, 32  # 2048 tokens a step, as with 64 rows of 32
   t.log_every, t.checkpoint_minutes = 200, 2.0
   config.eval.max_rows = 4096
+  config.eval.every_minutes = 1.0  # a held-out point a minute: the curve of loss against budget
   # Then the fine-tuning table on the shipped sentiment task, with its baselines, and the
   # label-budget curve: 100, 300, 1,000 and all 8,447 labels.
   f = config.finetune

@@ -52,6 +52,13 @@ def default() -> ml_collections.ConfigDict:
   m.max_len = 128  # longest sequence the position encoding covers; >= data.seq_len
   m.layer_norm_eps = 1e-12  # epsilon of every layer norm
   m.init_std = 0.02  # std of the normal init of every matrix (the recipe's 0.02 is for width 768)
+  # Std of the attention and FFN output matrices, which add into the residual stream; 0 = init_std.
+  # GPT-2's scaled init is init_std / sqrt(2 × num_layers) (Radford et al. 2019).
+  m.residual_init_std = 0.0
+  m.embedding_init_std = 0.0  # std of the token embeddings (the tied decoder); 0 = init_std
+  # crammed: the sinusoid's learned scale starts here (0 = 1/sqrt(hidden_size), the recipe's) ...
+  m.position_init = 0.0
+  m.position_learned = True  # ... and is trained (False: a constant)
   m.dropout = 0.0  # off for pretraining (the recipe); fine-tuning turns it on
   m.dtype = "auto"  # compute: "auto" = bfloat16 on GPU/TPU, float32 on CPU; params stay float32
   m.attention = "auto"  # jax.nn.dot_product_attention implementation: "auto", "xla" or "cudnn"
@@ -94,7 +101,10 @@ def default() -> ml_collections.ConfigDict:
   d.cache_dir = ""  # where token stores live; "" = $JAXBERT_CACHE or ~/.cache/jaxbert
 
   c.optim = o = ml_collections.ConfigDict()
-  o.name = "adamw"  # "adamw", "adam" or "sgd" (Nesterov momentum)
+  # "adamw", "adam", "sgd" (Nesterov momentum), "muon" (Muon on the encoder's matrices, AdamW on
+  # the embeddings, norms and scalars) or "schedule_free" (schedule-free AdamW: use a "constant"
+  # schedule with a warmup)
+  o.name = "adamw"
   o.schedule = "budget_triangle"  # budget_triangle, one_cycle, cosine, linear, wsd or constant
   o.peak_lr = 1e-3  # learning rate at the schedule's peak
   o.warmup = 0.06  # warmup as a fraction of progress (cosine, linear, wsd, constant)
@@ -115,6 +125,9 @@ def default() -> ml_collections.ConfigDict:
   t.ramp_until = 0.6
   t.ramp_levels = 8  # distinct batch sizes on the ramp: each is one compiled step
   t.max_steps = 0  # > 0: stop after this many steps and key schedules to step / max_steps
+  # > 0: stop after this many steps, whatever the schedule spans: the first part of a longer run,
+  # which a rerun with a larger value (or 0) continues exactly
+  t.stop_steps = 0
   t.log_every = 100  # steps between progress lines and metrics.jsonl train records
   t.checkpoint_minutes = 30.0  # wall-clock minutes between checkpoints (and one at the end)
   t.checkpoint_steps = 0  # > 0: also checkpoint every this many steps
@@ -128,6 +141,14 @@ def default() -> ml_collections.ConfigDict:
   c.eval = e = ml_collections.ConfigDict()
   e.batch_size = 256  # rows per held-out evaluation batch
   e.max_rows = 0  # evaluate on at most this many held-out rows (0 = all)
+  # Fraction of each held-out row predicted, whatever data.mask_rate trains at: a loss is only
+  # comparable between runs that predict the same positions (0.25, the recipe's training rate).
+  e.mask_rate = 0.25
+  # Held-out points during training, for the curve of loss against budget: every this many
+  # minutes of budget and/or steps (0 = off); the end of a run is always evaluated. Their time is
+  # taken off the clock: the budget counts training alone.
+  e.every_minutes = 30.0
+  e.every_steps = 0
   e.seed = 1  # masks of the held-out rows; fixed so every evaluation sees the same positions
 
   # --mode=lr_search: short runs from one token store, one per peak learning rate, each scored by
@@ -182,6 +203,7 @@ def default() -> ml_collections.ConfigDict:
   # Layer-wise learning-rate decay: layer l of L trains at lr × decay^(L - l), the embeddings at
   # lr × decay^L, the head at lr (1.0 = off).
   f.layer_lr_decay = 1.0
+  f.reinit_layers = 0  # the pretrained encoder's top this many layers start from a fresh init
   f.max_train_examples = 0  # train on a fixed random subset of this size (0 = all); for tests
   f.eval_batch_size = 256  # dev examples per evaluation step
   f.baselines = True  # also train no-pretraining, CNN and bag-of-words (False: pretrained only)

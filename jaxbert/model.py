@@ -34,6 +34,14 @@ class ModelConfig:
   dtype: str = "float32"  # compute dtype: "float32" | "bfloat16"
   layer_norm_eps: float = 1e-12
   init_std: float = 0.02
+  # Std of the two matrices that write into the residual stream (attention and FFN outputs) and
+  # of the token embeddings; 0 = init_std.
+  residual_init_std: float = 0.0
+  embedding_init_std: float = 0.0
+  # crammed: the position scale's starting value (0 = 1/sqrt(hidden_size), the recipe's), and
+  # whether training may change it.
+  position_init: float = 0.0
+  position_learned: bool = True
   attention: str = "auto"  # dot_product_attention implementation; "auto" -> None
   # The Dense layers and the tied head multiply with jaxbert/cpu/matmul.py: the same products,
   # laid out so that their gradients take XLA's fast CPU matmul. Not part of what the model is:
@@ -61,11 +69,11 @@ class ModelConfig:
     return cls(**d)
 
 
-def _dense(c, features, name):
+def _dense(c, features, name, std=0.0):
   return nn.Dense(features, use_bias=c.arch == "original", dtype=jnp.dtype(c.dtype),
                   param_dtype=jnp.float32,
                   dot_general=matmul.dot_general if c.cpu_products else None,
-                  kernel_init=nn.initializers.normal(c.init_std), name=name)
+                  kernel_init=nn.initializers.normal(std or c.init_std), name=name)
 
 
 def _norm(c, name):
@@ -89,8 +97,12 @@ class ScaledSinusoid(nn.Module):
     freq = 1.0 / 10000 ** (np.arange(0, c.hidden_size, 2) / c.hidden_size)
     table = np.zeros((c.max_len, c.hidden_size), np.float32)
     table[:, 0::2], table[:, 1::2] = np.sin(pos * freq), np.cos(pos * freq)
-    # Starting at 1/sqrt(H) keeps positions small next to the 0.02-std token embeddings.
-    scale = self.param("scale", nn.initializers.constant(1 / math.sqrt(c.hidden_size)), ())
+    # The recipe starts at 1/sqrt(H), which keeps positions small next to the 0.02-std token
+    # embeddings.
+    start = c.position_init or 1 / math.sqrt(c.hidden_size)
+    scale = self.param("scale", nn.initializers.constant(start), ())
+    if not c.position_learned:  # a constant: the param stays for checkpoints and exports
+      scale = jax.lax.stop_gradient(scale)
     return jnp.asarray(table)[positions] * scale
 
 
@@ -101,7 +113,8 @@ class Embeddings(nn.Module):
     c = self.config
     init = nn.initializers.normal(c.init_std)
     # Lookups stay float32: a gather has no matmul to speed up, and the sum feeds a LayerNorm.
-    self.word = nn.Embed(c.vocab_size, c.hidden_size, embedding_init=init)
+    self.word = nn.Embed(c.vocab_size, c.hidden_size,
+                         embedding_init=nn.initializers.normal(c.embedding_init_std or c.init_std))
     self.position = (ScaledSinusoid(c) if c.arch == "crammed"
                      else nn.Embed(c.max_len, c.hidden_size, embedding_init=init))
     self.norm = _norm(c, None)
@@ -135,7 +148,7 @@ class Attention(nn.Module):
     k, v = (split(_dense(c, H, n)(x)) for n in ("key", "value"))
     y = jax.nn.dot_product_attention(q, k, v, mask=mask,
                                      implementation=ATTENTION[c.attention])
-    return _dense(c, H, "output")(y.reshape(*queries.shape[:2], H))
+    return _dense(c, H, "output", c.residual_init_std)(y.reshape(*queries.shape[:2], H))
 
 
 class FeedForward(nn.Module):
@@ -150,7 +163,7 @@ class FeedForward(nn.Module):
       h = _gelu(gate) * a
     else:
       h = _gelu(h)
-    return _dense(c, x.shape[-1], "output")(h)
+    return _dense(c, x.shape[-1], "output", c.residual_init_std)(h)
 
 
 class Block(nn.Module):

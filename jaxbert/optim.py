@@ -66,6 +66,17 @@ def decay_mask(params):
       lambda path, p: p.ndim >= 2 and "bias" not in jax.tree_util.keystr(path), params)
 
 
+def _muon_matrices(params):
+  """Muon's share: the encoder's weight matrices. None (AdamW) for the token embeddings, which
+  are a lookup table and the tied decoder, not a linear map of activations, and for the rest."""
+  return jax.tree_util.tree_map_with_path(
+      lambda path, p: optax.contrib.MuonDimensionNumbers()
+      if p.ndim == 2 and "kernel" in jax.tree_util.keystr(path) else None, params)
+
+
+OPTIMIZERS = ("adamw", "adam", "sgd", "muon", "schedule_free")
+
+
 def _base(name, learning_rate, cfg, mask):
   if name == "adamw":
     return optax.adamw(learning_rate, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
@@ -75,7 +86,19 @@ def _base(name, learning_rate, cfg, mask):
   if name == "sgd":
     return optax.chain(optax.add_decayed_weights(cfg.weight_decay, mask),
                        optax.sgd(learning_rate, momentum=cfg.momentum, nesterov=cfg.nesterov))
-  raise ConfigError(f"optim.name={name!r} is not an optimizer; use one of adamw, adam, sgd")
+  if name == "muon":
+    # consistent_rms=0.2 scales Muon's orthogonal updates to AdamW's typical RMS (Liu et al.
+    # 2025, arXiv 2502.16982), so one peak_lr serves both halves.
+    return optax.contrib.muon(learning_rate, eps=cfg.eps, weight_decay=cfg.weight_decay,
+                              adam_b1=cfg.b1, adam_b2=cfg.b2, consistent_rms=0.2,
+                              muon_weight_dimension_numbers=_muon_matrices)
+  if name == "schedule_free":
+    # Schedule-free AdamW (Defazio et al. 2024): the params trained are an interpolation; the
+    # ones to evaluate come from eval_params. Use it with optim.schedule="constant" and a warmup.
+    return optax.contrib.schedule_free_adamw(learning_rate, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
+                                             weight_decay=cfg.weight_decay)
+  raise ConfigError(f"optim.name={name!r} is not an optimizer; use one of "
+                    f"{', '.join(OPTIMIZERS)}")
 
 
 def make(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -90,6 +113,14 @@ def make(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
     return optax.chain(clip, _base(cfg.name, learning_rate, cfg, decay_mask))
 
   return optax.inject_hyperparams(chain)(learning_rate=cfg.peak_lr)
+
+
+def eval_params(cfg, state):
+  """The params to evaluate or keep: the train state's, or schedule-free AdamW's average."""
+  if cfg.name != "schedule_free":
+    return state.params
+  inner = state.opt_state.inner_state  # inject_hyperparams' state of chain(clip, schedule_free)
+  return optax.contrib.schedule_free_eval_params(inner[-1], state.params)
 
 
 def set_learning_rate(opt_state, lr):

@@ -7,7 +7,7 @@ FAULTS ARGS...` is `python run.py ARGS...` with FAULTS, a comma-separated list o
 
 Timing a kill from outside can only say "somewhere around here"; these say exactly where. The
 faults wrap the functions the training loop calls (the jitted step, Checkpoints.save and
-evaluate.mlm); production code holds no hook for them.
+the held-out scorer, evaluate.Heldout); production code holds no hook for them.
 """
 
 import os
@@ -66,20 +66,19 @@ def install(faults: dict[str, set[int]]):
 
     checkpoint.Checkpoints.save = killing_save
   if "kill@eval" in faults:
-    final, mlm, at = loop._final_evaluation, evaluate.mlm, []
+    final, score, at = loop._final_evaluation, evaluate.Heldout.__call__, []
 
-    def final_evaluation(config, workdir, model, state, store, number):
+    def final_evaluation(config, workdir, model, state, store, number, **kwargs):
       at.append(number)
-      return final(config, workdir, model, state, store, number)
+      return final(config, workdir, model, state, store, number, **kwargs)
 
-    def killing_mlm(*args):
-      results = mlm(*args)
+    def killing_score(self, params):
+      results = score(self, params)
       if at and at[-1] in faults["kill@eval"]:
         die()
       return results
 
-    loop._final_evaluation, evaluate.mlm = final_evaluation, killing_mlm
-
+    loop._final_evaluation, evaluate.Heldout.__call__ = final_evaluation, killing_score
 
 if __name__ == "__main__":
   faults = parse(sys.argv[1])

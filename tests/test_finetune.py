@@ -661,3 +661,22 @@ def test_augmented_copies_train_every_model_of_the_table(workdir, capsys):
   with pytest.raises(ConfigError, match="finetune.augment='synonyms' must be one of"):
     compare.run(workdir, _quick_cfg(task="spam", max_train_examples=6, augment="synonyms",
                                     name="spam-bad"))
+
+
+def test_reinit_layers_starts_the_top_layers_afresh():
+  cfg = tiny.get_config().finetune
+  mc = ModelConfig(vocab_size=64, num_layers=3, hidden_size=16, num_heads=2, ffn_size=32,
+                   max_len=8)
+  model = classifier.Classifier(mc, 2, "mean")
+  tokens, mask = np.ones((1, 8), np.int32), np.ones((1, 8), np.int32)
+  pretrained = Encoder(mc).init(jax.random.key(7), tokens)["params"]
+  for reinit in (0, 2):
+    cfg.reinit_layers = reinit
+    init = finetune.trainer(model, cfg, 32)[2]
+    params, _ = init(jax.random.key(0), tokens, mask, pretrained)
+    for i in range(3):
+      got, want = params["encoder"][f"layer_{i}"], pretrained[f"layer_{i}"]
+      same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)))
+      assert same == (i < 3 - reinit), (reinit, i)
+    same = jax.tree.map(np.array_equal, params["encoder"]["embeddings"], pretrained["embeddings"])
+    assert all(jax.tree.leaves(same))

@@ -205,3 +205,26 @@ def test_flops_per_token():
   assert flops_per_token(cfg, K) == expected
   # Every position predicted: every layer runs in full, and so does the head.
   assert flops_per_token(cfg, L) == full + 6 * H * V * (L - K) / L
+
+
+def test_init_stds_and_position_scale_options():
+  base = flat(init(tiny("crammed")))
+  assert base["encoder/embeddings/position/scale"] == pytest.approx(1 / math.sqrt(32))
+  cfg = tiny("crammed", residual_init_std=0.2, embedding_init_std=0.5, position_init=1.5)
+  params = flat(init(cfg))
+  assert params["encoder/embeddings/position/scale"] == pytest.approx(1.5)
+  assert float(np.std(params["encoder/embeddings/word/embedding"])) == pytest.approx(0.5, rel=0.1)
+  for name in ("attention/output", "ffn/output"):
+    assert float(np.std(params[f"encoder/layer_0/{name}/kernel"])) == pytest.approx(0.2, rel=0.1)
+  assert float(np.std(params["encoder/layer_0/attention/query/kernel"])) == pytest.approx(
+      0.02, rel=0.15)
+
+
+@pytest.mark.parametrize("learned", [True, False])
+def test_position_scale_trains_only_when_learned(learned):
+  cfg = tiny("crammed", position_learned=learned)
+  model = MaskedLM(cfg)
+  params = init(cfg)
+  loss = lambda p: jnp.mean(model.apply({"params": p}, tokens()) ** 2)
+  grad = jax.grad(loss)(params)["encoder"]["embeddings"]["position"]["scale"]
+  assert (float(grad) != 0.0) == learned

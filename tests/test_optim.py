@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jaxbert import optim
@@ -45,7 +46,7 @@ def test_decay_mask_spares_biases_norms_and_scalars():
                   "embedding": True, "position": {"scale": False}}
 
 
-@pytest.mark.parametrize("name", ["adamw", "adam", "sgd"])
+@pytest.mark.parametrize("name", optim.OPTIMIZERS)
 def test_optimizers_step_and_take_injected_lr(name):
   cfg = default().optim
   cfg.name = name
@@ -118,3 +119,51 @@ def test_sgd_momentum_and_nesterov_take_effect_as_their_formulas_say():
   np.testing.assert_allclose(heavy[1], -0.1 * (g2 + 0.9 * g1), rtol=1e-6)
   np.testing.assert_allclose(nesterov[1], -0.1 * (g2 + 0.9 * (g2 + 0.9 * g1)), rtol=1e-6)
   np.testing.assert_allclose(nesterov[0], -0.1 * 1.9 * g1, rtol=1e-6)
+
+
+def _encoder_like():
+  return {"encoder": {"embeddings": {"word": {"embedding": jnp.ones((10, 4))},
+                                     "norm": {"scale": jnp.ones(4)}},
+                      "layer_0": {"attention": {"query": {"kernel": jnp.eye(4)}}}}}
+
+
+def test_muon_orthogonalises_matrices_and_leaves_embeddings_to_adamw():
+  cfg = default().optim
+  cfg.name, cfg.clip_norm, cfg.weight_decay = "muon", 0.0, 0.0
+  tx = optim.make(cfg)
+  params = _encoder_like()
+  grads = jax.tree.map(lambda p: jax.random.normal(jax.random.key(p.size), p.shape) + 0.1, params)
+  state = optim.set_learning_rate(tx.init(params), 1.0)
+  updates, _ = tx.update(grads, state, params)
+  kernel = updates["encoder"]["layer_0"]["attention"]["query"]["kernel"]
+  # Muon's update of a matrix is close to orthogonal: its singular values are far more alike
+  # than the gradient's.
+  cond = lambda m: (lambda s: s.max() / s.min())(np.linalg.svd(np.asarray(m), compute_uv=False))
+  g = grads["encoder"]["layer_0"]["attention"]["query"]["kernel"]
+  assert cond(kernel) < 2.0 < 4 * 2.0 < cond(g), (cond(kernel), cond(g))
+  # Adam's first step (Nesterov, as optax's Muon runs it) is one size times -sign(g) on every
+  # entry of the embedding table: elementwise, not a matrix's orthogonalisation.
+  emb = np.asarray(updates["encoder"]["embeddings"]["word"]["embedding"])
+  g = np.asarray(grads["encoder"]["embeddings"]["word"]["embedding"])
+  np.testing.assert_allclose(emb, -np.abs(emb).max() * np.sign(g), rtol=1e-4)
+
+
+def test_schedule_free_evaluates_the_average_not_the_interpolation():
+  cfg = default().optim
+  cfg.name, cfg.clip_norm = "schedule_free", 0.0
+  tx = optim.make(cfg)
+  params = {"w": jnp.ones((2, 2))}
+  state = optim.set_learning_rate(tx.init(params), 0.1)
+  from jaxbert.pretrain.state import TrainState
+  for _ in range(3):
+    updates, state = tx.update({"w": jnp.full((2, 2), 0.5)}, state, params)
+    params = optax.apply_updates(params, updates)
+  train = TrainState(step=3, params=params, opt_state=state)
+  evaluated = optim.eval_params(cfg, train)
+  assert not np.allclose(evaluated["w"], params["w"])
+  # x is the average of the z iterates: farther from the start than y, which lags behind it.
+  z = state.inner_state[-1].z["w"]
+  b1 = cfg.b1
+  np.testing.assert_allclose(evaluated["w"], (params["w"] - (1 - b1) * z) / b1, rtol=1e-6)
+  cfg.name = "adamw"
+  assert optim.eval_params(cfg, train) is params

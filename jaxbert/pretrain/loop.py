@@ -16,7 +16,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxbert import checkpoint, masking, progress
+from jaxbert import checkpoint, masking, optim, progress
 from jaxbert import config as config_lib
 from jaxbert import workdir as workdir_lib
 from jaxbert.data import loader
@@ -168,9 +168,14 @@ def _train(config, workdir, ckpts, model, tx, init, store, source=None) -> dict:
 
   budget_s = config.budget_hours * 3600
   progress_at = (lambda s, e: s / tc.max_steps) if tc.max_steps > 0 else (lambda s, e: e / budget_s)
-  done = lambda s, e: e >= budget_s or (tc.max_steps > 0 and s >= tc.max_steps)
+  end = min(n for n in (tc.max_steps, tc.stop_steps, float("inf")) if n > 0)
+  done = lambda s, e: e >= budget_s or s >= end
   rollback = Rollback(tc, ckpts.latest_step)
   speed = _Speed(config, model, tokens)
+  # Held-out points on the way (config.eval.every_*): built once, so each point costs only the
+  # forward passes. None when the store holds no rows out (task: sources).
+  heldout = evaluate.Heldout(model, store, config) if len(store.heldout) else None
+  points = _Points(config.eval, elapsed0)
 
   def save():
     ckpts.save(step, state, iterator, {"step": step, "elapsed_s": elapsed(), "tokens": tokens,
@@ -240,6 +245,22 @@ def _train(config, workdir, ckpts, model, tx, init, store, source=None) -> dict:
       if due:
         save()
         last_save, saved_step = spent, step
+      if heldout is not None and points.due(step, spent) and not done(step, spent):
+        # Off the clock: the steps already queued finish on it, then the clock stops while the
+        # held-out rows are scored. The evaluation reads the params only, so training is the same
+        # with it or without it.
+        jax.block_until_ready(state.params)
+        began = time.monotonic()
+        record = _evaluate(heldout, config, state, step, tokens, spent,
+                           float(progress_at(step, spent)))
+        paused = time.monotonic() - began
+        clock += paused
+        speed.pause(paused)
+        points.done(spent)
+        if record is not None:
+          records.write({**record, "eval_s": paused})
+          bar.write(f"held-out MLM at step {step}: loss {record['mlm_loss']:.3f}, accuracy "
+                    f"{record['mlm_accuracy']:.2%} ({_duration(spent)} of budget)")
     if saved_step != step:
       save()
     ckpts.wait()  # inside the signal guard: a signal during the last save does not cut it short
@@ -247,7 +268,34 @@ def _train(config, workdir, ckpts, model, tx, init, store, source=None) -> dict:
     raise stop.interrupted(step)
   print(f"stopped at step {step} after {_duration(elapsed())}; {tokens / 1e6:.1f}M tokens seen",
         flush=True)
-  return _final_evaluation(config, workdir, model, state, store, step)
+  return _final_evaluation(config, workdir, model, state, store, step, heldout=heldout,
+                           where={"tokens": tokens, "elapsed_s": elapsed(),
+                                  "progress": float(progress_at(step, elapsed()))})
+
+
+class _Points:
+  """When the held-out points fall: every eval.every_steps steps and every eval.every_minutes of
+  budget. Minute marks are multiples of the period, so a resumed run keeps the same marks."""
+
+  def __init__(self, eval_config, elapsed_s: float):
+    self.steps, self.period = eval_config.every_steps, eval_config.every_minutes * 60
+    self.done(elapsed_s)
+
+  def done(self, elapsed_s: float):
+    self.next_s = self.period * (elapsed_s // self.period + 1) if self.period > 0 else float("inf")
+
+  def due(self, step: int, elapsed_s: float) -> bool:
+    return (self.steps > 0 and step % self.steps == 0) or elapsed_s >= self.next_s
+
+
+def _evaluate(heldout, config, state, step, tokens, elapsed_s, progress) -> dict | None:
+  """The held-out record of `state` (None on all but the first process, which scores it)."""
+  # Whole on every process: the first evaluates.
+  params = parallel.gather(optim.eval_params(config.optim, state))
+  if jax.process_index() > 0:
+    return None
+  return {"kind": "eval", "step": step, "tokens": tokens, "elapsed_s": elapsed_s,
+          "progress": progress, **heldout(params)}
 
 
 class _Speed:
@@ -263,6 +311,10 @@ class _Speed:
   def restart(self, tokens: int):
     self.since = (time.monotonic(), tokens)
 
+  def pause(self, seconds: float):
+    """Leaves `seconds` spent on something else out of the next measurement."""
+    self.since = (self.since[0] + seconds, self.since[1])
+
   def measure(self, tokens: int) -> dict:
     now = time.monotonic()
     tokens_per_s = (tokens - self.since[1]) / (now - self.since[0])
@@ -271,9 +323,11 @@ class _Speed:
     return {"tokens_per_s": tokens_per_s, "tflops_per_s": tokens_per_s * self.flops / 1e12, **mfu}
 
 
-def _final_evaluation(config, workdir, model, state, store, step) -> dict:
+def _final_evaluation(config, workdir, model, state, store, step, heldout=None,
+                      where=None) -> dict:
   """Held-out MLM of the last step, recorded once: a finished run rerun reports it again. None
-  (an empty dict) when the store holds no rows out, as task: sources do."""
+  (an empty dict) when the store holds no rows out, as task: sources do. `heldout`: the run's
+  own scorer (else one is built); `where`: tokens, elapsed_s and progress of the step."""
   primary = jax.process_index() == 0
   if len(store.heldout) == 0:
     if primary:
@@ -285,12 +339,14 @@ def _final_evaluation(config, workdir, model, state, store, step) -> dict:
   if done_before:
     results = {k: v for k, v in done_before[-1].items() if k not in ("kind", "step")}
   else:
-    params = parallel.gather(state.params)  # whole on every process: the first evaluates
+    heldout = heldout or evaluate.Heldout(model, store, config)
+    where = where or {"tokens": None, "elapsed_s": None, "progress": None}
+    record = _evaluate(heldout, config, state, step, **where)
     if not primary:
       return {}
-    results = evaluate.mlm(model, params, store, config)
+    results = {k: v for k, v in record.items() if k not in ("kind", "step")}
     with _Records(workdir, primary, step) as records:
-      records.write({"kind": "eval", "step": step, **results})
+      records.write(record)
   if not primary:
     return results
   print(evaluate.format_mlm(results), flush=True)

@@ -47,6 +47,8 @@ def _check(cfg, model_max_len: int) -> int:
                       f"{model_max_len}] of the checkpoint (0 = the model's)")
   if cfg.pooling not in ("first", "mean"):
     raise ConfigError(f"finetune.pooling={cfg.pooling!r}: use \"first\" or \"mean\"")
+  if cfg.reinit_layers < 0:
+    raise ConfigError(f"finetune.reinit_layers={cfg.reinit_layers} must be >= 0")
   if cfg.seeds < 1 or cfg.epochs < 1:
     raise ConfigError(f"finetune.seeds={cfg.seeds} and finetune.epochs={cfg.epochs} must be "
                       ">= 1")

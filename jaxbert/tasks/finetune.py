@@ -25,14 +25,14 @@ def trainer(model, cfg, num_train: int, regression: bool = False, lr: float | No
   [B, outputs]; `lr` defaults to cfg.lr.
   """
   keys = ("batch_size", "epochs", "lr", "warmup", "b1", "b2", "eps", "weight_decay",
-          "layer_lr_decay")
+          "layer_lr_decay", "reinit_layers")
   return _trainer(model, tuple(cfg[k] for k in keys), num_train, regression,
                   cfg.lr if lr is None else lr)
 
 
 @functools.lru_cache(maxsize=16)
 def _trainer(model, settings, num_train, regression, lr):
-  batch_size, epochs, _, warmup, b1, b2, eps, weight_decay, layer_lr_decay = settings
+  batch_size, epochs, _, warmup, b1, b2, eps, weight_decay, layer_lr_decay, reinit = settings
   batch = min(batch_size, num_train)
   per_epoch = num_train // batch  # the remainder differs per epoch, so no example is left out
   total = epochs * per_epoch
@@ -48,7 +48,14 @@ def _trainer(model, settings, num_train, regression, lr):
     # One compiled init: op-by-op init of a model costs dozens of small compiles.
     params = model.init({"params": key}, tokens, mask)["params"]
     if encoder_params is not None:  # copied into new buffers, which the train step may donate
-      params = {**params, "encoder": encoder_params}
+      # The top `reinit` layers keep their fresh init: the pretrained ones are the most specific
+      # to the pretraining task (Zhang et al., ICLR 2021, "Revisiting few-sample BERT
+      # fine-tuning").
+      layers = sorted((k for k in encoder_params if k.startswith("layer_")),
+                      key=lambda k: int(k[len("layer_"):]))
+      fresh = set(layers[len(layers) - reinit:]) if reinit else set()
+      params = {**params, "encoder": {k: params["encoder"][k] if k in fresh else v
+                                      for k, v in encoder_params.items()}}
     return params, tx.init(params)
 
   def loss_fn(params, batch, key):

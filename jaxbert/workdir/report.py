@@ -18,18 +18,22 @@ def _plot(records: list[dict], path: str):
   from matplotlib import pyplot as plt
 
   train = [r for r in records if r["kind"] == "train"]
-  evals = [r for r in records if r["kind"] == "eval"]
-  hours = [r["elapsed_s"] / 3600 for r in train]
+  # Held-out points carry their own budget time and tokens; older records (and --mode=evaluate's)
+  # only a step, placed by the train line of that step.
+  at = {r["step"]: r for r in train}
+  evals = [{**at.get(r["step"], {}), **{k: v for k, v in r.items() if v is not None}}
+           for r in records if r["kind"] == "eval"]
+  evals = [e for e in evals if "elapsed_s" in e and "tokens" in e]
+  minutes = [r["elapsed_s"] / 60 for r in train]
   tokens = [r["tokens"] / 1e6 for r in train]
   fig, axes = plt.subplots(2, 3, figsize=(14, 7), constrained_layout=True)
-  for row, (xs, label) in enumerate(((hours, "hours of budget"), (tokens, "tokens seen (M)"))):
+  for row, (xs, key, scale, label) in enumerate(((minutes, "elapsed_s", 60, "minutes of budget"),
+                                                 (tokens, "tokens", 1e6, "tokens seen (M)"))):
     loss, lr, speed = axes[row]
     loss.plot(xs, [r["loss"] for r in train], lw=1, label="train (predicted positions)")
-    if evals and row == 0:
-      at = {r["step"]: r["elapsed_s"] / 3600 for r in train}
-      points = [(at[e["step"]], e["mlm_loss"]) for e in evals if e["step"] in at]
-      if points:
-        loss.plot(*zip(*points), "o", label="held-out")
+    if evals:
+      loss.plot([e[key] / scale for e in evals], [e["mlm_loss"] for e in evals], "o-", ms=4,
+                label="held-out")
       loss.axhline(evals[-1]["unigram_loss"], color="gray", ls=":", label="unigram baseline")
     loss.set(xlabel=label, ylabel="MLM loss")
     loss.legend(fontsize=8)
@@ -89,6 +93,15 @@ def markdown(config: dict, records: list[dict], finetune: dict | None) -> str:
               f"{e['replaced_accuracy']:.2%} |",
               f"| unigram baseline | {e['unigram_loss']:.3f} | {e['unigram_accuracy']:.2%} | "
               f"{e['unigram_replaced_accuracy']:.2%} |"]
+  points = [r for r in evals if r.get("elapsed_s") is not None]
+  if len(points) > 1:
+    shown = points[::-(-len(points) // 12)]  # at most 12 rows, the last always among them
+    shown = shown if shown[-1] is points[-1] else shown + [points[-1]]
+    lines += ["", f"## Held-out MLM during training ({len(points)} points, masking "
+              f"{config['eval'].get('mask_rate', d['mask_rate'])})", "",
+              "| step | minutes of budget | tokens | loss | accuracy |", "|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['step']:,} | {r['elapsed_s'] / 60:.1f} | {_count(r['tokens'])} | "
+              f"{r['mlm_loss']:.3f} | {r['mlm_accuracy']:.2%} |" for r in shown]
   if finetune and "table" in finetune:
     lines += ["", f"## Fine-tuning ({finetune['task']}, checkpoint step "
               f"{finetune['checkpoint_step']}, median of {finetune['seeds']} seeds)", "",
