@@ -18,7 +18,7 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 
 from jaxbert import checkpoint
 from jaxbert import workdir as workdir_lib
@@ -60,6 +60,7 @@ def signal(params, model, tokens) -> dict:
 
 
 def main(_):
+  logging.set_verbosity(logging.WARNING)  # orbax logs every file it opens
   config = workdir_lib.read_config(FLAGS.workdir)
   store = workdir_lib.token_store(config, FLAGS.workdir)
   tokens = jnp.asarray(np.asarray(store.heldout[:FLAGS.rows]), jnp.int32)

@@ -261,7 +261,8 @@ def plot(arms, runs, path):
   for i, arm in enumerate(arms):
     for j, s in enumerate(runs[arm["name"]]):
       xs, ys = [h[0] for h in s["heldout"]], [h[3] for h in s["heldout"]]
-      ax.plot(xs, ys, "o-", ms=3, lw=1, color=f"C{i}", label=arm["name"] if j == 0 else None)
+      ax.plot(xs, ys, "o-" if i < 10 else "s--", ms=3, lw=1, color=f"C{i % 10}",
+              label=arm["name"] if j == 0 else None)
   unigram = runs[arms[0]["name"]][0]["unigram_loss"]
   ax.axhline(unigram, color="gray", ls=":", label="unigram baseline")
   ax.set(xlabel="minutes of budget", ylabel="held-out MLM loss", ylim=(None, unigram + 0.3))
