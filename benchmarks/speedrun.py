@@ -17,7 +17,8 @@ deterministic, so `--parallel=2` may run two at once, each on its own core; thei
 converted from steps at the measured speed. Compile time is not counted in steps mode.
 
 Writes OUT/speedrun.json (every arm's held-out curve per seed, speed and summary), OUT/speedrun.md
-(the table) and OUT/speedrun.png (held-out loss against minutes for every arm).
+(the table) and OUT/speedrun.png (held-out loss against minutes for every arm); results of another
+set of arms found there are first moved to OUT/speedrun.N.*.
 """
 
 import argparse
@@ -317,6 +318,7 @@ def main(argv=None):
             "stop_fraction": args.stop_fraction,
             "seeds": args.seeds, "arms": arms, "speed": speed, "runs": runs, "summary": rows}
   text = table(rows, speed, args.mode)
+  _keep_other_results(args.out, arms)
   for name, content in (("speedrun.json", json.dumps(result, indent=1)), ("speedrun.md", text)):
     path = os.path.join(args.out, name)
     with open(path + ".tmp", "w") as f:
@@ -325,6 +327,25 @@ def main(argv=None):
   plot(arms, runs, os.path.join(args.out, "speedrun.png"))
   print(text)
   return result
+
+
+def _keep_other_results(out: str, arms):
+  """Moves aside results of another set of arms (speedrun.N.*), so a call with fewer or other arms
+  (continuing one of them, say) does not overwrite a table it did not make."""
+  path = os.path.join(out, "speedrun.json")
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    before = [a["name"] for a in json.load(f)["arms"]]
+  if before == [a["name"] for a in arms]:
+    return
+  n = 1
+  while os.path.exists(os.path.join(out, f"speedrun.{n}.json")):
+    n += 1
+  for ext in ("json", "md", "png"):
+    if os.path.exists(os.path.join(out, f"speedrun.{ext}")):
+      os.replace(os.path.join(out, f"speedrun.{ext}"), os.path.join(out, f"speedrun.{n}.{ext}"))
+  print(f"the results of arms {', '.join(before)} are kept as {out}/speedrun.{n}.*", flush=True)
 
 
 def _config_budget(path: str) -> float:

@@ -122,3 +122,9 @@ def test_speedrun_harness_end_to_end(tmp_path):
   # Rerun: every run is found done, nothing trains again.
   again = speedrun.main(args)
   assert again["summary"] == result["summary"]
+  # A call with fewer arms keeps the table of both aside instead of overwriting it.
+  speedrun.main([a for a in args if not a.startswith("--arm=lr")])
+  with open(os.path.join(out, "speedrun.1.json")) as f:
+    assert [a["name"] for a in json.load(f)["arms"]] == ["base", "lr"]
+  with open(os.path.join(out, "speedrun.json")) as f:
+    assert [a["name"] for a in json.load(f)["arms"]] == ["base"]
