@@ -121,7 +121,7 @@ def main(argv):
   # Imported here, after the flags: --help stays fast.
   from jaxbert import checkpoint, config, data
   from jaxbert import workdir as workdir_lib
-  from jaxbert.pretrain import evaluate, loop, rollback, signals
+  from jaxbert.pretrain import loop, points, rollback, signals
   from jaxbert.tasks import compare
   from jaxbert.workdir import report
 
@@ -138,7 +138,7 @@ def main(argv):
         getattr(commands, FLAGS.mode)(FLAGS.workdir, FLAGS.classifier, FLAGS.input,
                                       FLAGS.output, overwrite=FLAGS.overwrite, **common)
     elif FLAGS.mode == "evaluate":
-      evaluate.evaluate_checkpoint(FLAGS.workdir, FLAGS.step)
+      points.checkpoint(FLAGS.workdir, FLAGS.step)
     elif FLAGS.mode == "report":
       print(f"report: {report.write(FLAGS.workdir)}")
     elif FLAGS.mode == "lr_search":

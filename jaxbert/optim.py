@@ -54,6 +54,14 @@ def constant(t, cfg):
 SCHEDULES = {f.__name__: f for f in (budget_triangle, one_cycle, cosine, linear, wsd, constant)}
 
 
+def progress(config: ml_collections.ConfigDict, step: int, elapsed_s: float) -> float:
+  """Progress t of a run at `step` with `elapsed_s` of its budget spent: step / train.max_steps
+  when step-bound, else elapsed / budget_hours (unclipped: learning_rate clips)."""
+  if config.train.max_steps > 0:
+    return step / config.train.max_steps
+  return elapsed_s / (config.budget_hours * 3600)
+
+
 def learning_rate(cfg: ml_collections.ConfigDict, t):
   """Peak lr times the schedule's multiplier at progress t (clipped to [0, 1])."""
   t = jnp.clip(jnp.asarray(t, jnp.float32), 0.0, 1.0)

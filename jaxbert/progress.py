@@ -26,6 +26,28 @@ def peak_flops(device_kind: str, dtype: str, override_tflops: float = 0.0) -> fl
   return next((peak for name, peak in PEAK_BF16_FLOPS if name in device_kind), None)
 
 
+class Speed:
+  """Tokens per second since the last measurement, and the FLOP rate and MFU they give."""
+
+  def __init__(self, flops_per_token: float, peak: float | None, tokens: int):
+    self.flops, self.peak = flops_per_token, peak
+    self.restart(tokens)
+
+  def restart(self, tokens: int):
+    self.since = (time.monotonic(), tokens)
+
+  def pause(self, seconds: float):
+    """Leaves `seconds` spent on something else out of the next measurement."""
+    self.since = (self.since[0] + seconds, self.since[1])
+
+  def measure(self, tokens: int) -> dict:
+    now = time.monotonic()
+    tokens_per_s = (tokens - self.since[1]) / (now - self.since[0])
+    self.since = (now, tokens)
+    mfu = {"mfu": tokens_per_s * self.flops / self.peak} if self.peak else {}
+    return {"tokens_per_s": tokens_per_s, "tflops_per_s": tokens_per_s * self.flops / 1e12, **mfu}
+
+
 class Progress:
   """What a long task shows while it runs: on a terminal, a live bar; elsewhere (CI, nohup, a
   pipe), plain lines, so that logs read top to bottom.

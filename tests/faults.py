@@ -51,7 +51,7 @@ class _KillingStep:
 
 def install(faults: dict[str, set[int]]):
   from jaxbert import checkpoint
-  from jaxbert.pretrain import evaluate, loop, step
+  from jaxbert.pretrain import evaluate, points, step
 
   if "kill@step" in faults:
     make = step.make_train_step
@@ -66,11 +66,11 @@ def install(faults: dict[str, set[int]]):
 
     checkpoint.Checkpoints.save = killing_save
   if "kill@eval" in faults:
-    final, score, at = loop._final_evaluation, evaluate.Heldout.__call__, []
+    final, score, at = points.final, evaluate.Heldout.__call__, []
 
-    def final_evaluation(config, workdir, model, state, store, number, **kwargs):
+    def final_evaluation(config, workdir, heldout, state, number, *args):
       at.append(number)
-      return final(config, workdir, model, state, store, number, **kwargs)
+      return final(config, workdir, heldout, state, number, *args)
 
     def killing_score(self, params):
       results = score(self, params)
@@ -78,7 +78,7 @@ def install(faults: dict[str, set[int]]):
         die()
       return results
 
-    loop._final_evaluation, evaluate.Heldout.__call__ = final_evaluation, killing_score
+    points.final, evaluate.Heldout.__call__ = final_evaluation, killing_score
 
 if __name__ == "__main__":
   faults = parse(sys.argv[1])

@@ -18,7 +18,7 @@ from jaxbert.config import ConfigError
 from jaxbert.data import labelled as tasks
 from jaxbert.data.labelled import glue
 from jaxbert.model import Encoder, ModelConfig
-from jaxbert.pretrain import evaluate, loop, state
+from jaxbert.pretrain import loop, points, state
 from jaxbert.tasks import baselines, classifier, compare, curve, finetune, tables
 from jaxbert.workdir import metrics
 
@@ -406,7 +406,7 @@ def test_fine_tuning_evaluation_and_export_read_params_without_an_optimizer(work
   from jaxbert import hf
 
   workdir = shutil.copytree(workdir, tmp_path / "copy")  # the others read the shared one's log
-  assert evaluate.evaluate_checkpoint(workdir)["heldout_rows"] > 0
+  assert points.checkpoint(workdir)["heldout_rows"] > 0
   hf.export(workdir, str(tmp_path / "export"))
   result = compare.run(workdir, _quick_cfg(task="spam", max_train_examples=6, batch_size=2,
                                            baselines=False))

@@ -10,6 +10,7 @@ import numpy as np
 
 from conftest import ROOT
 from jaxbert.pretrain import evaluate, loop
+from jaxbert.pretrain import points as points_lib
 from jaxbert.workdir import metrics
 
 sys.path.insert(0, ROOT)
@@ -84,12 +85,12 @@ def test_minute_marks_survive_resume():
   """Points fall on multiples of eval.every_minutes of budget, from wherever a run resumes."""
   config = tiny.get_config().eval
   config.every_minutes, config.every_steps = 1.0, 0
-  points = loop._Points(config, 150.0)  # resumed 2.5 minutes in: the next mark is at 3
+  points = points_lib.Points(config, 150.0)  # resumed 2.5 minutes in: the next mark is at 3
   assert not points.due(1, 179.9) and points.due(1, 180.0)
   points.done(185.0)
   assert not points.due(2, 239.0) and points.due(2, 240.5)
   config.every_minutes, config.every_steps = 0.0, 5
-  points = loop._Points(config, 0.0)
+  points = points_lib.Points(config, 0.0)
   assert [s for s in range(1, 16) if points.due(s, 1e9)] == [5, 10, 15]
 
 
@@ -128,3 +129,16 @@ def test_speedrun_harness_end_to_end(tmp_path):
     assert [a["name"] for a in json.load(f)["arms"]] == ["base", "lr"]
   with open(os.path.join(out, "speedrun.json")) as f:
     assert [a["name"] for a in json.load(f)["arms"]] == ["base"]
+
+
+def test_evaluating_a_checkpoint_repeats_the_runs_record(tmp_path):
+  """--mode=evaluate on a finished run writes the record the run wrote for its last step, where
+  it stood included; with schedule-free AdamW both score the average, not the trained params."""
+  workdir = str(tmp_path / "run")
+  config = _config()
+  config.optim.name, config.optim.schedule, config.optim.warmup = "schedule_free", "constant", 0.2
+  loop.train_and_evaluate(config, workdir)
+  ran = _kind(workdir, "eval")[-1]
+  points_lib.checkpoint(workdir)
+  again = _kind(workdir, "eval")[-1]
+  assert again == ran and again["tokens"] > 0 and again["progress"] == 1.0

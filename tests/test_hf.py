@@ -295,9 +295,9 @@ def test_import_mode_makes_a_workdir_to_evaluate_finetune_and_train(hf_dir, tmp_
   assert tokenizer_lib.load(tokenizer_json).get_vocab() == hf.load(path).tokenizer.get_vocab()
 
   # In this process from here on (run.py's modes call these same functions): no start-ups.
-  from jaxbert.pretrain import evaluate, loop
+  from jaxbert.pretrain import loop, points
   from jaxbert.tasks import compare
-  evaluate.evaluate_checkpoint(workdir)
+  points.checkpoint(workdir)
   store = workdir_lib.token_store(config, workdir)
   assert store.manifest["settings"]["tokenizer"]["type"] == "given"
   with open(tokenizer_json, "rb") as a, open(store.tokenizer_path, "rb") as b:
@@ -373,13 +373,13 @@ def test_a_crammed_run_fills_masks_in_transformers_as_in_jaxbert(tmp_path):
   from conftest import ROOT
   from jaxbert import workdir as workdir_lib
   from jaxbert.data import loader
-  from jaxbert.pretrain import evaluate, loop
+  from jaxbert.pretrain import loop, points
   sys.path.insert(0, ROOT)
   from configs import tiny
 
   workdir, out = str(tmp_path / "run"), str(tmp_path / "hf")
   loop.train_and_evaluate(tiny.get_config(), workdir)
-  ours = evaluate.evaluate_checkpoint(workdir)
+  ours = points.checkpoint(workdir)
   proc = run_py("--mode=export", f"--workdir={workdir}", f"--out={out}")
   assert "trust_remote_code=True" in proc.stdout
   saved = workdir_lib.pretrained(workdir)

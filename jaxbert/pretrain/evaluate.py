@@ -9,12 +9,8 @@ the 10% left unchanged by copying them.
 import jax
 import numpy as np
 
-from jaxbert import cpu
 from jaxbert.config import ConfigError
-from jaxbert import workdir as workdir_lib
 from jaxbert.data import loader, tokenizer
-from jaxbert.model import MaskedLM
-from jaxbert.workdir import metrics as metrics_log
 
 from .loss import cross_entropy
 
@@ -95,11 +91,6 @@ class Heldout:
     }
 
 
-def mlm(model, params, store, config) -> dict:
-  """Held-out metrics of `params` (Heldout's, for a single evaluation)."""
-  return Heldout(model, store, config)(params)
-
-
 def format_mlm(r: dict) -> str:
   return "\n".join([
       f"held-out MLM on {r['heldout_rows']} rows ({r['predicted_positions']} predicted tokens):",
@@ -109,16 +100,3 @@ def format_mlm(r: dict) -> str:
       f"  unigram        {r['unigram_loss']:6.3f}   {r['unigram_accuracy']:8.2%}   "
       f"{r['unigram_replaced_accuracy']:8.2%}",
   ])
-
-
-def evaluate_checkpoint(workdir: str, step: int | None = None) -> dict:
-  """Held-out MLM of a workdir's checkpoint (latest by default), printed and logged."""
-  saved = workdir_lib.pretrained(workdir, step)  # the params alone: no optimizer is built
-  store = workdir_lib.token_store(saved.config, workdir)
-  workdir_lib.check_tokenizer(workdir, store.tokenizer_path)
-  model = MaskedLM(cpu.tuned(saved.model))
-  results = mlm(model, saved.params, store, saved.config)
-  metrics_log.write(workdir, {"kind": "eval", "step": saved.step, **results})
-  print(f"checkpoint step {saved.step} of {workdir}")
-  print(format_mlm(results), flush=True)
-  return results

@@ -21,10 +21,10 @@ from jaxbert import config as config_lib
 from jaxbert import workdir as workdir_lib
 from jaxbert.data import loader
 from jaxbert.model import count_params, flops_per_token
-from jaxbert.workdir import events, report
+from jaxbert.workdir import events
 from jaxbert.workdir import metrics as metrics_log
 
-from . import evaluate, microbatch, parallel
+from . import evaluate, microbatch, parallel, points as points_lib
 from . import state as state_lib
 from . import step as step_lib
 from .rollback import Rollback, finite
@@ -85,31 +85,6 @@ def layout(config, init, mesh):
           parallel.batch_sharding(mesh))
 
 
-class _Records:
-  """metrics.jsonl and TensorBoard, written by the first process only."""
-
-  def __init__(self, workdir: str, primary: bool, step: int):
-    self.workdir, self.primary = workdir, primary
-    self.tensorboard = events.Events(workdir, step) if primary else events.Nowhere()
-
-  def write(self, record: dict):
-    if self.primary:
-      metrics_log.write(self.workdir, record)
-      self.tensorboard.write(record)
-
-  def rewind(self, step: int):
-    """Forgets what was recorded after `step`, the checkpoint the run goes on from."""
-    if self.primary:
-      metrics_log.drop_after(self.workdir, step)
-    self.tensorboard.restart(step)
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc):
-    self.tensorboard.close()
-
-
 def _train(config, workdir, ckpts, model, tx, init, store, source=None) -> dict:
   events.load()  # off the clock, like preparing data: it is import time, not training
   clock = time.monotonic()  # compiling to choose the micro-batch counts against the budget
@@ -143,13 +118,13 @@ def _train(config, workdir, ckpts, model, tx, init, store, source=None) -> dict:
         state = state_lib.from_source(source, tx, abstract_state, state_sharding)
       else:
         state = jax.jit(init, out_shardings=state_sharding)(init_key(config))
-      return None, state, iterator, {"elapsed_s": 0.0, "tokens": 0}
+      return None, state, iterator, {"step": 0, "elapsed_s": 0.0, "tokens": 0}
     saved, state, meta = restored
     return saved, state, iterator, meta
 
   saved_step, state, iterator, meta = restore()
   elapsed0, tokens = meta["elapsed_s"], meta["tokens"]  # tokens drawn from the data so far
-  records = _Records(workdir, primary, saved_step or 0)
+  records = metrics_log.Records(workdir, primary, saved_step or 0)
   if saved_step is None:
     records.rewind(-1)  # lines of an earlier attempt that never checkpointed
     start = {} if source is None else {"init_from": os.path.abspath(source.path),
@@ -167,19 +142,22 @@ def _train(config, workdir, ckpts, model, tx, init, store, source=None) -> dict:
   step = int(state.step)
 
   budget_s = config.budget_hours * 3600
-  progress_at = (lambda s, e: s / tc.max_steps) if tc.max_steps > 0 else (lambda s, e: e / budget_s)
   end = min(n for n in (tc.max_steps, tc.stop_steps, float("inf")) if n > 0)
   done = lambda s, e: e >= budget_s or s >= end
   rollback = Rollback(tc, ckpts.latest_step)
-  speed = _Speed(config, model, tokens)
+  speed = progress.Speed(
+      flops_per_token(model.config, masking.num_masked(config.data.mask_rate, config.data.seq_len)),
+      progress.peak_flops(jax.local_devices()[0].device_kind, config.model.dtype,
+                          tc.peak_tflops), tokens)
   # Held-out points on the way (config.eval.every_*): built once, so each point costs only the
   # forward passes. None when the store holds no rows out (task: sources).
   heldout = evaluate.Heldout(model, store, config) if len(store.heldout) else None
-  points = _Points(config.eval, elapsed0)
+  points = points_lib.Points(config.eval, elapsed0)
 
   def save():
-    ckpts.save(step, state, iterator, {"step": step, "elapsed_s": elapsed(), "tokens": tokens,
-                                       "config": config.to_dict()})
+    nonlocal meta  # the last checkpoint's: the final evaluation records where it stands
+    meta = {"step": step, "elapsed_s": elapsed(), "tokens": tokens, "config": config.to_dict()}
+    ckpts.save(step, state, iterator, meta)
 
   print(f"training {count_params(state.params) / 1e6:.1f}M params on {store.train.shape[0]} rows"
         f" of {config.data.seq_len} tokens on {mesh.size} {jax.default_backend()} device(s)"
@@ -197,7 +175,7 @@ def _train(config, workdir, ckpts, model, tx, init, store, source=None) -> dict:
   in_flight = collections.deque()  # a small output of each dispatched step, oldest first
   with stop, bar, records:
     while not done(step, spent) and not stopping:
-      t = progress_at(step, spent)
+      t = optim.progress(config, step, spent)
       n = step_lib.accumulation(tc, t)
       micro = [next(iterator) for _ in range(n)]
       batches = parallel.put_batch(jax.tree.map(lambda *xs: np.stack(xs), *micro), batch_sharding)
@@ -251,8 +229,9 @@ def _train(config, workdir, ckpts, model, tx, init, store, source=None) -> dict:
         # with it or without it.
         jax.block_until_ready(state.params)
         began = time.monotonic()
-        record = _evaluate(heldout, config, state, step, tokens, spent,
-                           float(progress_at(step, spent)))
+        record = points_lib.record(heldout, config, state, step,
+                                   points_lib.where(config, {"step": step, "tokens": tokens,
+                                                             "elapsed_s": spent}))
         paused = time.monotonic() - began
         clock += paused
         speed.pause(paused)
@@ -268,90 +247,7 @@ def _train(config, workdir, ckpts, model, tx, init, store, source=None) -> dict:
     raise stop.interrupted(step)
   print(f"stopped at step {step} after {_duration(elapsed())}; {tokens / 1e6:.1f}M tokens seen",
         flush=True)
-  return _final_evaluation(config, workdir, model, state, store, step, heldout=heldout,
-                           where={"tokens": tokens, "elapsed_s": elapsed(),
-                                  "progress": float(progress_at(step, elapsed()))})
-
-
-class _Points:
-  """When the held-out points fall: every eval.every_steps steps and every eval.every_minutes of
-  budget. Minute marks are multiples of the period, so a resumed run keeps the same marks."""
-
-  def __init__(self, eval_config, elapsed_s: float):
-    self.steps, self.period = eval_config.every_steps, eval_config.every_minutes * 60
-    self.done(elapsed_s)
-
-  def done(self, elapsed_s: float):
-    self.next_s = self.period * (elapsed_s // self.period + 1) if self.period > 0 else float("inf")
-
-  def due(self, step: int, elapsed_s: float) -> bool:
-    return (self.steps > 0 and step % self.steps == 0) or elapsed_s >= self.next_s
-
-
-def _evaluate(heldout, config, state, step, tokens, elapsed_s, progress) -> dict | None:
-  """The held-out record of `state` (None on all but the first process, which scores it)."""
-  # Whole on every process: the first evaluates.
-  params = parallel.gather(optim.eval_params(config.optim, state))
-  if jax.process_index() > 0:
-    return None
-  return {"kind": "eval", "step": step, "tokens": tokens, "elapsed_s": elapsed_s,
-          "progress": progress, **heldout(params)}
-
-
-class _Speed:
-  """Tokens per second since the last logged step, and the model FLOP utilisation they give."""
-
-  def __init__(self, config, model, tokens: int):
-    masked = masking.num_masked(config.data.mask_rate, config.data.seq_len)
-    self.flops = flops_per_token(model.config, masked)
-    self.peak = progress.peak_flops(jax.local_devices()[0].device_kind, config.model.dtype,
-                                    config.train.peak_tflops)
-    self.restart(tokens)
-
-  def restart(self, tokens: int):
-    self.since = (time.monotonic(), tokens)
-
-  def pause(self, seconds: float):
-    """Leaves `seconds` spent on something else out of the next measurement."""
-    self.since = (self.since[0] + seconds, self.since[1])
-
-  def measure(self, tokens: int) -> dict:
-    now = time.monotonic()
-    tokens_per_s = (tokens - self.since[1]) / (now - self.since[0])
-    self.since = (now, tokens)
-    mfu = {"mfu": tokens_per_s * self.flops / self.peak} if self.peak else {}
-    return {"tokens_per_s": tokens_per_s, "tflops_per_s": tokens_per_s * self.flops / 1e12, **mfu}
-
-
-def _final_evaluation(config, workdir, model, state, store, step, heldout=None,
-                      where=None) -> dict:
-  """Held-out MLM of the last step, recorded once: a finished run rerun reports it again. None
-  (an empty dict) when the store holds no rows out, as task: sources do. `heldout`: the run's
-  own scorer (else one is built); `where`: tokens, elapsed_s and progress of the step."""
-  primary = jax.process_index() == 0
-  if len(store.heldout) == 0:
-    if primary:
-      print(f"no held-out MLM: data.sources={config.data.sources!r} holds no rows out (a task: "
-            "source keeps its dev rows unseen); score the model by fine-tuning it", flush=True)
-      print(f"report: {report.write(workdir)}", flush=True)
-    return {}
-  done_before = [r for r in metrics_log.read(workdir) if r["kind"] == "eval" and r["step"] == step]
-  if done_before:
-    results = {k: v for k, v in done_before[-1].items() if k not in ("kind", "step")}
-  else:
-    heldout = heldout or evaluate.Heldout(model, store, config)
-    where = where or {"tokens": None, "elapsed_s": None, "progress": None}
-    record = _evaluate(heldout, config, state, step, **where)
-    if not primary:
-      return {}
-    results = {k: v for k, v in record.items() if k not in ("kind", "step")}
-    with _Records(workdir, primary, step) as records:
-      records.write(record)
-  if not primary:
-    return results
-  print(evaluate.format_mlm(results), flush=True)
-  print(f"report: {report.write(workdir)}", flush=True)
-  return results
+  return points_lib.final(config, workdir, heldout, state, step, points_lib.where(config, meta))
 
 
 def _duration(seconds: float) -> str:

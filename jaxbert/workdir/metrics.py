@@ -7,6 +7,8 @@ past its checkpoint step, so the file never holds two records of one step from d
 import json
 import os
 
+from . import events
+
 
 def _path(workdir: str) -> str:
   return os.path.join(workdir, "metrics.jsonl")
@@ -33,3 +35,29 @@ def drop_after(workdir: str, step: int):
   with open(_path(workdir) + ".tmp", "w") as f:
     f.writelines(json.dumps(r) + "\n" for r in kept)
   os.replace(_path(workdir) + ".tmp", _path(workdir))
+
+
+class Records:
+  """A run's records as it writes them: metrics.jsonl and TensorBoard, by the first process only
+  (`primary`); the others write nothing."""
+
+  def __init__(self, workdir: str, primary: bool, step: int):
+    self.workdir, self.primary = workdir, primary
+    self.tensorboard = events.Events(workdir, step) if primary else events.Nowhere()
+
+  def write(self, record: dict):
+    if self.primary:
+      write(self.workdir, record)
+      self.tensorboard.write(record)
+
+  def rewind(self, step: int):
+    """Forgets what was recorded after `step`, the checkpoint the run goes on from."""
+    if self.primary:
+      drop_after(self.workdir, step)
+    self.tensorboard.restart(step)
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.tensorboard.close()
