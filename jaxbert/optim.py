@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jaxbert.config import ConfigError
+from jaxbert.config import ConfigError, check
 
 
 def budget_triangle(t, cfg):
@@ -82,6 +82,7 @@ def _muon_matrices(params):
       if p.ndim == 2 and "kernel" in jax.tree_util.keystr(path) else None, params)
 
 
+# optim.name; config.FIELDS reads it and SCHEDULES by these names
 OPTIMIZERS = ("adamw", "adam", "sgd", "muon", "schedule_free")
 
 
@@ -111,10 +112,7 @@ def _base(name, learning_rate, cfg, mask):
 
 def make(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """Clip by global norm, then the optimizer, with the lr injected so the step can set it."""
-  if cfg.schedule not in SCHEDULES:
-    raise ConfigError(f"optim.schedule={cfg.schedule!r} is not a schedule; "
-                     f"use one of {', '.join(SCHEDULES)}")
-  _base(cfg.name, 0.0, cfg, decay_mask)  # fail on a bad name now, not inside jit
+  check(cfg, "optim")  # name and schedule among them: fail now, not inside jit
 
   def chain(learning_rate):
     clip = optax.clip_by_global_norm(cfg.clip_norm) if cfg.clip_norm > 0 else optax.identity()

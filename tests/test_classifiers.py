@@ -281,3 +281,80 @@ def test_an_original_arch_classifier_exports_to_transformers(tmp_path, cache_dir
     theirs = model(**batch).logits.numpy()
   np.testing.assert_allclose(theirs, Classifier.load(workdir, "reviews").outputs(texts), rtol=0,
                              atol=1e-4)
+
+
+def test_blank_texts_get_null_in_their_place_and_never_reach_the_model(workdir, tmp_path):
+  clf = Classifier.load(workdir, "reviews")
+  seen = []
+  run_chunk = clf._runner._chunk
+  clf._runner._chunk = lambda fn, a, b: (seen.extend(a), run_chunk(fn, a, b))[1]
+  texts = ["the film was good", "", "  \t", None, "the film was dull"]
+  answers = clf.predict(texts)
+  assert seen == [texts[0], texts[4]] and clf.last_blank == 3
+  assert answers[1:4] == [None, None, None]
+  assert answers[0::4] == clf.predict([texts[0], texts[4]])
+  assert np.isnan(clf.probabilities(texts)[1:4]).all()
+  assert not np.isnan(clf.probabilities(texts)[0::4]).any()
+  vectors = clf.embed(texts)
+  assert vectors.shape == (5, 32) and np.isnan(vectors[1:4]).all()
+  np.testing.assert_allclose(vectors[0::4], clf.embed([texts[0], texts[4]]), rtol=0, atol=1e-6)
+  assert np.isnan(Encoder.load(workdir).embed(["", "a quiet town"])[0]).all()
+
+  # The command line, from stdin: one line per input line, the blank ones null.
+  proc = run_py("--mode=predict", f"--workdir={workdir}", "--classifier=reviews", "--input=-",
+                stdin="the film was good\n\n   \nthe film was dull\n")
+  lines = proc.stdout.splitlines()
+  assert lines[1:3] == ["null", "null"] and len(lines) == 4
+  assert [json.loads(lines[i]) for i in (0, 3)] == answers[0::4]
+  assert "2 of 4 texts were blank: null in their place" in proc.stderr
+  # An empty field of a .csv, an empty or null text in .jsonl; blank lines there are no rows.
+  table = tmp_path / "texts.csv"
+  table.write_text('text,id\nthe film was good,1\n,2\n\n"  ",3\nthe film was dull,4\n')
+  records = tmp_path / "texts.jsonl"
+  records.write_text('{"text": "the film was good"}\n{"text": ""}\n\n{"text": null}\n'
+                     '{"text": "the film was dull"}\n')
+  for path in (table, records):
+    out = tmp_path / f"{path.suffix[1:]}.jsonl"
+    run_py("--mode=predict", f"--workdir={workdir}", "--classifier=reviews", f"--input={path}",
+           f"--output={out}")
+    assert [json.loads(line) for line in open(out)] == [answers[0], None, None, answers[4]]
+  # embed: a row of NaN, the others the API's.
+  (tmp_path / "texts.txt").write_text("the film was good\n\nthe film was dull\n")
+  run_py("--mode=embed", f"--workdir={workdir}", "--classifier=reviews",
+         f"--input={tmp_path / 'texts.txt'}", f"--output={tmp_path / 'x.npy'}")
+  saved_rows = np.load(tmp_path / "x.npy")
+  assert saved_rows.shape == (3, 32) and np.isnan(saved_rows[1]).all()
+  np.testing.assert_allclose(saved_rows[0::2], vectors[0::4], rtol=0, atol=1e-6)
+
+  # Evaluation scores what it can: an empty row is left out, a labelled blank text refused.
+  labelled = tmp_path / "labelled.csv"
+  labelled.write_text("text,label\nthe film was good,pos\n,\n")
+  assert commands.evaluate(workdir, "reviews", str(labelled))["rows"] == 1
+  labelled.write_text("text,label\nthe film was good,pos\n,neg\n")
+  with pytest.raises(ConfigError, match=r"labelled.csv:3: the text is blank but labelled 'neg'"):
+    commands.evaluate(workdir, "reviews", str(labelled))
+
+
+def test_an_output_in_a_missing_directory_is_refused_before_any_work(workdir, tmp_path):
+  def refused(*args):  # exit status 1, and the last line ours: not an uncaught exception's
+    proc = run_py(*args, check=False, stdin="the film was good\n")
+    assert proc.returncode == 1
+    return proc.stderr.strip().splitlines()[-1]
+
+  missing = tmp_path / "missing"
+  for mode, name in (("predict", "out.jsonl"), ("embed", "x.npy")):
+    out = missing / name
+    assert refused(f"--mode={mode}", f"--workdir={workdir}", "--classifier=reviews", "--input=-",
+                   f"--output={out}") == (
+        f"error: --output={out}: the directory {missing} does not exist; create it, or choose "
+        "another --output")
+  assert os.listdir(tmp_path) == []  # nothing left behind, and no directory made up
+  # The other inputs a user gets wrong, on the command line too.
+  assert refused("--mode=predict", f"--workdir={workdir}", "--classifier=nope", "--input=-") == (
+      f"error: {workdir} has no classifier 'nope'; its classifiers: "
+      + ", ".join(saved.names(workdir)))
+  records = tmp_path / "reviews.jsonl"
+  records.write_text('{"review": "great"}\n')
+  assert refused("--mode=predict", f"--workdir={workdir}", "--classifier=reviews",
+                 f"--input={records}") == (
+      f"error: {records}:1 has no key 'text'; its keys are ['review']")

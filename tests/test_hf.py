@@ -405,3 +405,63 @@ def test_export_refuses_a_directory_of_other_files(tmp_path):
   with pytest.raises(ConfigError, match="is not empty and holds no earlier export"):
     writing._check_empty(str(tmp_path))
   assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@needs_torch
+def test_an_imported_pooler_starts_cls_fine_tuning_as_transformers_pools(hf_dir, tmp_path):
+  """BERT's pooler survives --mode=import: a [CLS]-pooled classifier fine-tuned from the imported
+  workdir starts from it, so its pooled vector is transformers' pooler_output, as is the
+  workdir's Encoder with pooling="first". BertForMaskedLM has no pooler, and none is made up."""
+  import csv
+  import sys
+
+  from conftest import ROOT
+  from jaxbert import Classifier, Encoder
+  from jaxbert.tasks import compare
+  sys.path.insert(0, ROOT)
+  from configs import tiny
+
+  vocab_dir, masked_lm = hf_dir
+  assert hf.load(vocab_dir).pooler is None
+  torch.manual_seed(1)
+  model = transformers.BertForPreTraining(transformers.BertConfig(
+      **{k: getattr(masked_lm.config, k) for k in (
+          "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+          "intermediate_size", "max_position_embeddings")})).eval()
+  with torch.no_grad():  # every tensor random, the pooler's bias and the type rows included
+    for name, p in model.named_parameters():
+      p.normal_(1.0 if "LayerNorm.weight" in name else 0.0, 0.3)
+  source = str(tmp_path / "pretraining")
+  model.save_pretrained(source)
+  their_tok = transformers.AutoTokenizer.from_pretrained(vocab_dir)
+  their_tok.save_pretrained(source)
+  imported = hf.load(source)
+  np.testing.assert_array_equal(imported.pooler["kernel"],
+                                model.bert.pooler.dense.weight.detach().numpy().T)
+
+  from jaxbert import workdir as workdir_lib
+
+  workdir = str(tmp_path / "bert")
+  config = tiny.get_config()
+  hf.import_workdir(source, workdir, config)
+  jax.tree.map(np.testing.assert_array_equal, workdir_lib.pooler(workdir), imported.pooler)
+  # Fine-tuned at a learning rate whose steps are far below float32's resolution of these
+  # weights, the saved classifier is where fine-tuning started.
+  data = tmp_path / "labelled.csv"
+  with open(data, "w", newline="") as f:
+    csv.writer(f).writerows([("text", "label")] + [(s, str(i % 2)) for i, s in
+                                                   enumerate(SENTENCES * 3)])
+  settings = config.finetune
+  settings.update(task=f"file:{data},{data}", lr=1e-30, pooling="first", max_len=24,
+                  baselines=False, batch_size=4)
+  compare.run(workdir, settings)
+
+  texts = SENTENCES + ["the sailor swam"]
+  batch = their_tok(texts, padding=True, return_tensors="pt")
+  assert (batch["attention_mask"] == 0).any()  # padding is part of what is compared
+  with torch.no_grad():
+    theirs = model.bert(**batch).pooler_output.numpy()
+  assert np.abs(theirs).max() > 0.5  # a pooler that could tell a fresh one from BERT's
+  for ours in (Classifier.load(workdir).embed(texts),
+               Encoder.load(workdir, pooling="first").embed(texts)):
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)

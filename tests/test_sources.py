@@ -1,4 +1,4 @@
-"""Sources (text, jsonl, tfds, embedded), their mix, and the bad-input catalogue."""
+"""Sources (text, jsonl, parquet, tfds, embedded), their mix, and the bad-input catalogue."""
 import gzip
 import lzma
 import json
@@ -337,3 +337,171 @@ def test_one_100mb_line_prepares_in_bounded_memory(tmp_path):
   pieces = os.path.getsize(path) // readers.MAX_DOC_CHARS  # cut at whitespace: a few more
   assert pieces <= counts["train"]["documents"] + counts["heldout"]["documents"] <= pieces + 2
   assert manifest["sources"][0]["files"] == 1
+
+
+# --- parquet -------------------------------------------------------------------------------------
+
+def _write_parquet(path, columns, row_group_size=None, compression="snappy"):
+  import pyarrow as pa
+  import pyarrow.parquet as pq
+
+  pq.write_table(pa.table(columns), path, row_group_size=row_group_size, compression=compression)
+
+
+def _parquet_corpus(directory, rng, files=3, rows=120, group=25) -> list[list]:
+  """`files` parquet files (written last to first, so the sorted order is not the creation
+  order) of `rows` rows in row groups of `group`: column text, with a null and an empty value
+  in each file, and column body; returns each file's text column."""
+  directory.mkdir(exist_ok=True)
+  texts = []
+  for i in range(files):
+    text = [prose(rng, 4) for _ in range(rows)]
+    text[3], text[rows // 2] = None, ""
+    texts.append(text)
+  for i in reversed(range(files)):
+    _write_parquet(directory / f"part-{i}.parquet",
+                   {"text": texts[i], "body": [f"Body {i}-{j} of the file." for j in range(rows)]},
+                   row_group_size=group)
+  return texts
+
+
+def test_parquet_source_reads_the_column_in_order(tmp_path):
+  import pyarrow.parquet as pq
+
+  texts = _parquet_corpus(tmp_path / "pq", np.random.default_rng(10))
+  assert pq.ParquetFile(tmp_path / "pq" / "part-0.parquet").num_row_groups == 5
+  values = [t for text in texts for t in text if t]  # null and empty values are no documents
+  src = sources.parse(f"parquet:{tmp_path}/pq/*.parquet")
+  for split in ("train", "heldout"):
+    want = [t for t in values if sources.split_of_text(t) == split]
+    assert list(src.documents(split, None)) == want and want
+  assert list(readers.parquet_documents(str(tmp_path / "pq" / "part-1.parquet"), "text",
+                                        None)) == [t for t in texts[1] if t]
+  # A directory means every .parquet below it; the column option reads another column.
+  assert sorted(all_docs(sources.parse(f"parquet:{tmp_path}/pq"))) == sorted(values)
+  body = all_docs(sources.parse(f"parquet:{tmp_path}/pq/*.parquet:body"))
+  assert sorted(body) == sorted(f"Body {i}-{j} of the file." for i in range(3) for j in range(120))
+  # A ':' inside the glob is part of it: only an identifier after the last ':' is a column.
+  (tmp_path / "c:corpus").mkdir()
+  _write_parquet(tmp_path / "c:corpus" / "a.parquet", {"text": ["Only this one."]})
+  assert all_docs(sources.parse(f"parquet:{tmp_path}/c:corpus/*.parquet")) == ["Only this one."]
+  # A binary column is decoded, bad bytes replaced and counted as in text files.
+  _write_parquet(tmp_path / "raw.parquet", {"text": [b"caf\xe9 au lait", None]})
+  stats = sources.new_stats()
+  raw = sources.parse(f"parquet:{tmp_path}/raw.parquet")
+  # Counted on the train pass only, as the build does.
+  read = list(raw.documents("train", stats)) + list(raw.documents("heldout", None))
+  assert read == ["caf\ufffd au lait"]
+  assert stats["invalid_utf8_replaced"] == 1 and stats["files"] == 1
+
+
+def test_parquet_fingerprint_follows_files_and_column(tmp_path):
+  texts = _parquet_corpus(tmp_path / "pq", np.random.default_rng(11), files=2, rows=10, group=5)
+  spec = f"parquet:{tmp_path}/pq/*.parquet"
+  first = sources.parse(spec).fingerprint()
+  assert sources.parse(spec).fingerprint() == first
+  assert sources.parse(spec + ":body").fingerprint() != first
+  _write_parquet(tmp_path / "pq" / "part-1.parquet", {"text": texts[1][:-1], "body": ["x"] * 9})
+  assert sources.parse(spec).fingerprint() != first
+  _write_parquet(tmp_path / "pq" / "part-2.parquet", {"text": ["One more document."]})
+  assert len({first, sources.parse(spec).fingerprint()}) == 2
+
+
+def test_parquet_errors_name_the_glob_the_file_and_its_columns(tmp_path):
+  path = tmp_path / "a.parquet"
+  _write_parquet(path, {"id": [1, 2], "content": ["One.", "Two."]})
+  with pytest.raises(ConfigError, match=re.escape(
+      f"data.sources: {path} has no column 'text' (its columns: id, content); name the text "
+      f"column: parquet:GLOB:COLUMN")):
+    sources.parse(f"parquet:{tmp_path}/*.parquet")
+  assert all_docs(sources.parse(f"parquet:{tmp_path}/*.parquet:content")) == ["One.", "Two."]
+  with pytest.raises(ConfigError, match=re.escape(f"{path}: column 'id' holds int64, not text")):
+    sources.parse(f"parquet:{tmp_path}/*.parquet:id")
+  missing = f"{tmp_path}/nowhere/*.parquet"
+  with pytest.raises(FileNotFoundError, match=re.escape(f"parquet:{missing} matches no file")):
+    sources.parse(f"parquet:{missing}:content")
+  bad = tmp_path / "b.parquet"
+  bad.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 9\n")
+  with pytest.raises(ConfigError, match=re.escape(f"{bad} is not a parquet file (") +
+                     r".*Git LFS pointer"):
+    sources.parse(f"parquet:{tmp_path}/*.parquet:content")
+  bad.write_text("plain text, not parquet")
+  with pytest.raises(ConfigError, match=re.escape(f"{bad} is not a parquet file")) as e:
+    sources.parse(f"parquet:{tmp_path}/b.parquet")
+  assert "\n" not in str(e.value)
+  # An empty file is skipped and counted, as an empty text file is.
+  bad.write_bytes(b"")
+  stats = sources.new_stats()
+  src = sources.parse(f"parquet:{tmp_path}/*.parquet:content")
+  read = list(src.documents("train", stats)) + list(src.documents("heldout", None))
+  assert sorted(read) == ["One.", "Two."]
+  assert stats["empty_files"] == 1 and stats["files"] == 2
+
+
+def test_parquet_is_read_one_bounded_batch_at_a_time(tmp_path, monkeypatch):
+  import pyarrow as pa
+  import pyarrow.parquet as pq
+
+  rng = np.random.default_rng(12)
+  many = tmp_path / "many.parquet"
+  _write_parquet(many, {"text": [prose(rng, 2) for _ in range(400)], "other": ["x" * 500] * 400},
+                 row_group_size=10)
+  assert pq.ParquetFile(many).num_row_groups == 40
+  pulled, real = [], pq.ParquetFile.iter_batches
+
+  def spy(self, *args, **kwargs):
+    for batch in real(self, *args, **kwargs):
+      pulled.append(batch)
+      yield batch
+
+  monkeypatch.setattr(pq.ParquetFile, "iter_batches", spy)
+  monkeypatch.setattr(readers, "PARQUET_BATCH_ROWS", 4)
+  docs = readers.parquet_documents(str(many), "text", None)
+  next(docs)
+  assert len(pulled) == 1  # nothing read ahead of the document asked for
+  assert len(list(docs)) == 399
+  assert len(pulled) >= 100 and sum(b.num_rows for b in pulled) == 400
+  assert all(b.num_rows <= 4 and b.schema.names == ["text"] for b in pulled)  # one column only
+  monkeypatch.undo()
+
+  # One row group of 32 MB, uncompressed: Arrow holds about 10 MB at most, whatever the size of
+  # the row group (pyarrow's default, pre_buffer=True, would hold all of its column chunk).
+  big = tmp_path / "big.parquet"
+  _write_parquet(big, {"text": [f"{i} " + "word " * 800 for i in range(8000)]},
+                 compression="none")
+  assert pq.ParquetFile(big).num_row_groups == 1 and os.path.getsize(big) > 32e6
+  base, peak, n = pa.total_allocated_bytes(), 0, 0
+  for _ in readers.parquet_documents(str(big), "text", None):
+    peak, n = max(peak, pa.total_allocated_bytes() - base), n + 1
+  assert n == 8000 and peak < 16e6, peak
+
+
+def test_parquet_source_trains_and_evaluates(tmp_path):
+  from jaxbert import config as config_lib
+  from jaxbert.data import store
+  from jaxbert.pretrain import loop
+  from jaxbert.workdir import metrics
+
+  sys.path.insert(0, ROOT)
+  from configs import tiny
+
+  texts = _parquet_corpus(tmp_path / "pq", np.random.default_rng(13))
+  config = tiny.get_config()
+  config.data.sources = f"parquet:{tmp_path}/pq/*.parquet"
+  config.data.max_documents = 0  # all of them: every file, row group and null
+  config.train.max_steps = 2
+  workdir = str(tmp_path / "run")
+  loop.train_and_evaluate(config, workdir)
+  records = metrics.read(workdir)
+  assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2]
+  evals = [r for r in records if r["kind"] == "eval"]
+  assert evals and np.isfinite(evals[-1]["mlm_loss"]) and evals[-1]["tokens"] > 0
+  data = config_lib.resolve(config).data
+  built = store.cached(data, config.model.vocab_size)
+  assert built is not None and built.manifest["sources"][0]["files"] == 3
+  values = [t for text in texts for t in text if t]
+  assert sum(k["documents"] for k in built.manifest["counts"].values()) == len(values) == 354
+  assert built.manifest["settings"]["sources"][0]["spec"] == config.data.sources
+  # A changed file is another store, as for text and jsonl files.
+  _write_parquet(tmp_path / "pq" / "part-2.parquet", {"text": texts[2][:-1]})
+  assert store.cached(data, config.model.vocab_size) is None

@@ -329,3 +329,16 @@ def test_a_rerun_reads_its_compiled_steps_from_the_cache(tmp_path):
   proc = run_py(*args, "--config.train.max_steps=4",
                 env={**env, "JAX_DEBUG_LOG_MODULES": "jax._src.compiler"})
   assert "Persistent compilation cache hit for 'jit_step'" in proc.stderr
+
+
+def test_a_budget_that_would_repeat_the_corpus_too_often_stops_early(tmp_path):
+  """A budget-bound run that would read its rows more than data.max_epochs times stops at its
+  second train line with one line that says how many times and how to go on; 0 lifts the limit."""
+  config = tiny.get_config()
+  config.train.max_steps, config.data.max_epochs = 0, 16.0  # 15 minutes over 137k tokens
+  with pytest.raises(config_lib.ConfigError, match=r"training tokens \d+ times "
+                     r"\(data.max_epochs=16\).*data.max_epochs=0 to go on"):
+    loop.train_and_evaluate(config, str(tmp_path / "stopped"))
+  assert [r["step"] for r in metrics.read(str(tmp_path / "stopped")) if r["kind"] == "train"] == [1, 2]
+  config.train.max_steps = 3  # step-bound: 3 steps read a fraction of the rows
+  loop.train_and_evaluate(config, str(tmp_path / "short"))

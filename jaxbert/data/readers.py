@@ -1,9 +1,11 @@
-"""Reading documents out of files: plain text and JSON lines, compressed or not, streamed.
+"""Reading documents out of files: plain text and JSON lines, compressed or not, and parquet;
+streamed.
 
-Files are read in chunks, and a document longer than MAX_DOC_CHARS is cut into pieces at
-whitespace, so one 100 MB line never sits in memory as one string. Bad bytes are replaced
-(U+FFFD) and counted; binary and empty files are skipped and counted. `stats` is a dict of those
-counts (sources.new_stats), or None when nothing is to be counted.
+Files are read in chunks (parquet files PARQUET_BATCH_ROWS rows of one column at a time), and a
+document longer than MAX_DOC_CHARS is cut into pieces at whitespace, so one 100 MB line never
+sits in memory as one string. Bad bytes are replaced (U+FFFD) and counted; binary and empty
+files are skipped and counted. `stats` is a dict of those counts (sources.new_stats), or None
+when nothing is to be counted.
 """
 import codecs
 import glob as glob_lib
@@ -21,7 +23,9 @@ from jaxbert.config import ConfigError
 
 MAX_DOC_CHARS = 1 << 20  # longer documents are cut into pieces of at most this many characters
 CHUNK_BYTES = 1 << 20  # read size for text files
-EXTENSIONS = {"text": (".txt", ".txt.gz", ".txt.xz"), "jsonl": (".jsonl", ".jsonl.gz", ".jsonl.xz")}
+PARQUET_BATCH_ROWS = 256  # rows per read from a parquet file, whatever its row groups hold
+EXTENSIONS = {"text": (".txt", ".txt.gz", ".txt.xz"), "jsonl": (".jsonl", ".jsonl.gz", ".jsonl.xz"),
+              "parquet": (".parquet",)}
 _BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
 
 
@@ -179,6 +183,75 @@ def jsonl_documents(path: str, field: str, skip_bad: bool, stats: dict | None) -
       raise ConfigError(f"{path}:{number}: {problem}; fix the line, name another field "
                         f"(jsonl:GLOB:FIELD), or set data.skip_bad_records=True to skip and "
                         f"count such lines")
+
+
+# --- parquet ----------------------------------------------------------------------------------
+
+def _parquet_file(path: str):
+  import pyarrow.parquet as pq  # slow to import: only when used
+
+  # Without pre-buffering, in 1 MB reads: pyarrow's default reads a row group's whole column
+  # chunk at once, and its writer's default row group (a million rows) can hold gigabytes of text.
+  return pq.ParquetFile(path, pre_buffer=False, buffer_size=CHUNK_BYTES)
+
+
+def _is_text(kind) -> bool:
+  import pyarrow as pa
+
+  if pa.types.is_dictionary(kind):  # a categorical column written from pandas
+    return _is_text(kind.value_type)
+  return kind in (pa.string(), pa.large_string(), pa.binary(), pa.large_binary())
+
+
+def _lfs_pointer(path: str) -> bool:
+  # A dataset repository cloned with git but without git-lfs holds these in place of its files.
+  with open(path, "rb") as f:
+    return f.read(64).startswith(b"version https://git-lfs")
+
+
+def check_parquet(path: str, column: str) -> None:
+  """Fails, naming the file, unless `path` is a parquet file with a text column `column`; reads
+  only the footer."""
+  import pyarrow as pa
+
+  if os.path.getsize(path) == 0:
+    return  # skipped and counted when read, as an empty text file is
+  try:
+    with _parquet_file(path) as f:
+      schema = f.schema_arrow
+  except (pa.ArrowException, OSError) as e:
+    what = ("it is a Git LFS pointer: download the file itself (huggingface_hub, git lfs pull)"
+            if _lfs_pointer(path) else "fix or remove it, or narrow the glob")
+    raise ConfigError(f"data.sources: {path} is not a parquet file "
+                      f"({str(e).splitlines()[0]}); {what}") from None
+  if column not in schema.names:
+    raise ConfigError(f"data.sources: {path} has no column {column!r} (its columns: "
+                      f"{', '.join(schema.names)}); name the text column: parquet:GLOB:COLUMN")
+  kind = schema.field(column).type
+  if not _is_text(kind):
+    raise ConfigError(f"data.sources: {path}: column {column!r} holds {kind}, not text; name a "
+                      f"string column: parquet:GLOB:COLUMN")
+
+
+def parquet_documents(path: str, column: str, stats: dict | None) -> Iterator[str]:
+  """One document per row, the value of `column` (long ones cut into pieces), in file order;
+  null and blank values skipped. Reads that one column, PARQUET_BATCH_ROWS rows at a time."""
+  if os.path.getsize(path) == 0:
+    _skip_file(path, b"", stats)
+    return
+  decode = decoder(stats)
+  with _parquet_file(path) as f:
+    if f.metadata.num_rows == 0:
+      _skip_file(path, b"", stats)
+      return
+    # One column: nothing for threads to decode side by side.
+    for batch in f.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=[column],
+                                use_threads=False):
+      for value in batch.column(0).to_pylist():
+        if isinstance(value, bytes):  # a binary column: bad bytes replaced and counted
+          value = decode(value, final=True)
+        if value is not None:
+          yield from pieces(value)
 
 
 def tfds_data_dir(configured: str = "") -> str:

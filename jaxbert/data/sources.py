@@ -3,6 +3,9 @@
   embedded                   the corpus shipped in the package (corpus.py)
   text:GLOB                  .txt (.gz, .xz) files; one document per blank-line-separated block
   jsonl:GLOB[:FIELD]         .jsonl (.gz, .xz) files; one document per line, in FIELD ("text")
+  parquet:GLOB[:COLUMN]      .parquet files; one document per row, in COLUMN ("text"), nulls and
+                             blanks skipped; COLUMN is what follows the last ':' when that is an
+                             identifier (so C:\\corpus\\*.parquet stays one glob)
   tfds:NAME[/CONFIG][:SPLIT] a TFDS dataset prepared as array_record, read without TensorFlow
   task:TASK                  the texts of a fine-tuning task's train split (TASK as in
                              finetune.task: sentiment, file:PATH[,DEV_PATH], ...; files read with
@@ -49,16 +52,25 @@ def split_of_text(doc: str) -> str:
   return "heldout" if text_hash(doc) % 1000 < corpus.HELDOUT_PER_MILLE else "train"
 
 
+def _read(kind: str, path: str, field: str, skip_bad: bool, stats: dict | None) -> Iterator[str]:
+  if kind == "text":
+    return readers.text_documents(path, stats)
+  if kind == "jsonl":
+    return readers.jsonl_documents(path, field, skip_bad, stats)
+  return readers.parquet_documents(path, field, stats)
+
+
 def _file_source(spec: str, kind: str, pattern: str, field: str, skip_bad: bool) -> Source:
   files = readers.expand(kind, pattern)  # now: a missing path fails before any work
+  if kind == "parquet":  # so too a file that is not parquet or lacks the column (its footer)
+    for path in files:
+      readers.check_parquet(path, field)
 
   def documents(split: str, stats: dict | None) -> Iterator[str]:
     for path in files:
       if stats is not None:
         stats["files"] += 1
-      docs = (readers.text_documents(path, stats) if kind == "text"
-              else readers.jsonl_documents(path, field, skip_bad, stats))
-      for doc in docs:
+      for doc in _read(kind, path, field, skip_bad, stats):
         if split_of_text(doc) == split:
           yield doc
 
@@ -166,13 +178,18 @@ def parse(spec: str, *, skip_bad_records: bool = False, tfds_dir: str = "") -> S
     if sep and head and "/" not in tail and not tail.endswith(readers.EXTENSIONS["jsonl"]):
       pattern, field = head, tail
     return _file_source(spec, "jsonl", pattern, field, skip_bad_records)
+  if kind == "parquet" and rest:
+    head, sep, tail = rest.rpartition(":")
+    pattern, column = (head, tail) if sep and head and tail.isidentifier() else (rest, "text")
+    return _file_source(spec, "parquet", pattern, column, False)
   if kind == "task" and rest:
     return _task_source(spec, rest)
   if kind == "tfds" and rest:
     name, _, split = rest.partition(":")
     return _tfds_source(spec, name, split or "train", readers.tfds_data_dir(tfds_dir))
   raise ConfigError(f"data.sources: {spec!r} is not a source; use embedded, text:GLOB, "
-                    f"jsonl:GLOB[:FIELD], tfds:NAME[/CONFIG][:SPLIT] or task:TASK")
+                    f"jsonl:GLOB[:FIELD], parquet:GLOB[:COLUMN], tfds:NAME[/CONFIG][:SPLIT] or "
+                    f"task:TASK")
 
 
 def weights_for(specs: list[str], weights) -> list[float]:

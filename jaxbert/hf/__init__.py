@@ -10,7 +10,10 @@
 The two architectures map one-to-one except in three places, each handled exactly:
 - Token types. jaxbert feeds one segment, so every token gets type 0. Import adds the type-0 row
   to every position row (the input sum is unchanged, the word table stays the tied decoder);
-  export writes a zero type table. Type-1 rows, sentence pairs and the pooler are not imported.
+  export writes a zero type table. Type-1 rows and sentence pairs are not imported. The pooler
+  (BertForPreTraining checkpoints, as Google's BERTs are, hold one; BertForMaskedLM none) is
+  kept apart from the MLM params, as `Imported.pooler` and an imported workdir's
+  pooler.safetensors, for [CLS]-pooled fine-tuning to start from.
 - Special ids. jaxbert's data code fixes [PAD] [UNK] [CLS] [SEP] [MASK] at ids 0-4; Hugging Face
   vocabularies put them anywhere (BERT's at 0, 100-103). Import moves those five to the front and
   keeps every other token in order, permuting the embedding rows and decoder bias to match;

@@ -40,6 +40,13 @@ def name_map(num_layers: int) -> list[tuple[str, str, bool]]:
   return rows
 
 
+def pooler_map() -> list[tuple[str, str, bool]]:
+  """BERT's pooler (the dense layer under tanh that reads [CLS]) and the fine-tuning Classifier's
+  "pooler": BertModel, BertForPreTraining and BertForSequenceClassification hold one;
+  BertForMaskedLM does not."""
+  return _linear("bert.pooler.dense", "pooler")
+
+
 def crammed_map(num_layers: int) -> list[tuple[str, str, bool]]:
   """(torch name, jaxbert path, transposed) of every tensor of JaxbertCrammedModel (remote/):
   the crammed encoder, whose MLM decoder is its word embedding."""

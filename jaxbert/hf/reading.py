@@ -15,11 +15,13 @@ import safetensors.numpy
 from tokenizers import Tokenizer
 
 from jaxbert import config as config_lib
+from jaxbert import workdir as workdir_lib
 from jaxbert.config import ConfigError
 from jaxbert.data import tokenizer as tokenizer_lib
 from jaxbert.model import ModelConfig, count_params
 
-from .names import CRAMMED_TYPE, SPECIAL_TOKENS, crammed_map, name_map, unflatten
+from .names import CRAMMED_TYPE, SPECIAL_TOKENS, crammed_map, name_map, pooler_map, unflatten
+
 
 
 def read_safetensors(path: str) -> dict[str, np.ndarray]:
@@ -36,6 +38,9 @@ class Imported(NamedTuple):
   tokenizer: Tokenizer  # jaxbert's WordPiece over the (permuted) vocabulary
   source_ids: np.ndarray  # source_ids[jaxbert id] = the checkpoint's id of that token
   lowercase: bool = True  # whether the tokenizer lowercases (and strips accents)
+  # BERT's pooler {"kernel", "bias"}, the fine-tuning Classifier's "pooler" params; None when the
+  # checkpoint has none. Apart from `params`: MaskedLM has no pooler, nothing pretrains one.
+  pooler: dict | None = None
 
 
 def _read_json(path: str) -> dict:
@@ -161,7 +166,26 @@ def load(directory: str) -> Imported:
   flat["decoder_bias"] = flat["decoder_bias"][source_ids]
   vocab = {tokens[old]: new for new, old in enumerate(source_ids)}
   return Imported(config, unflatten(flat), tokenizer_lib.wordpiece(vocab, lowercase), source_ids,
-                  lowercase)
+                  lowercase, _pooler(tensors, directory, config.hidden_size))
+
+
+def _pooler(tensors: dict, directory: str, hidden: int) -> dict | None:
+  """The checkpoint's pooler in the Classifier's layout, or None when it has none."""
+  names = [hf_name for hf_name, _, _ in pooler_map()]
+  held = [n for n in names if n in tensors]
+  if not held:
+    return None
+  if len(held) < len(names):
+    raise ConfigError(f"{directory}: the checkpoint has {held[0]} but not "
+                      f"{(set(names) - set(held)).pop()}; a BERT pooler holds both")
+  flat = {}
+  for hf_name, path, transpose in pooler_map():
+    value = np.array(tensors[hf_name], np.float32)
+    if value.shape != ((hidden, hidden) if transpose else (hidden,)):
+      raise ConfigError(f"{directory}: {hf_name} has shape {list(value.shape)}, not that of a "
+                        f"pooler of width {hidden} (config.json's hidden_size)")
+    flat[path] = np.ascontiguousarray(value.T) if transpose else value  # as safetensors writes
+  return unflatten(flat)["pooler"]
 
 
 def _load_crammed(directory: str, spec: dict) -> Imported:
@@ -197,9 +221,11 @@ def import_workdir(directory: str, workdir: str, config) -> str:
   """Makes a new workdir of a Hugging Face BERT (or jaxbert crammed) directory; a summary line.
 
   The workdir holds config.json (`config` with the imported model's shape), the imported
-  tokenizer as tokenizer.json, and checkpoint step 0 (the weights, a fresh optimizer state): run.py
-  evaluates, fine-tunes and exports it like any trained workdir, and --mode=train in it pretrains
-  further. Data settings come from `config`; the token store is encoded with the imported
+  tokenizer as tokenizer.json, checkpoint step 0 (the weights, a fresh optimizer state), and, if
+  the checkpoint has one, BERT's pooler as pooler.safetensors, which [CLS]-pooled fine-tuning
+  starts from (see workdir.pooler): run.py evaluates, fine-tunes and exports it like any trained
+  workdir, and --mode=train in it pretrains further (the pooler, which MLM does not train, stays
+  as imported). Data settings come from `config`; the token store is encoded with the imported
   tokenizer (see workdir.token_store). It is built aside and renamed into place, so a failure
   leaves nothing; an existing run is never overwritten.
   """
@@ -238,6 +264,8 @@ def import_workdir(directory: str, workdir: str, config) -> str:
   tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(workdir))}.import-",
                          dir=parent)
   try:
+    if imported.pooler is not None:
+      safetensors.numpy.save_file(imported.pooler, os.path.join(tmp, workdir_lib.POOLER_FILE))
     imported.tokenizer.save(os.path.join(tmp, "tokenizer.json"))
     workdir_lib.write_config(tmp, config)
     with checkpoint.Checkpoints(tmp, config.train.keep) as ckpts:

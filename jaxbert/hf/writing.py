@@ -9,9 +9,10 @@ import safetensors.numpy
 from tokenizers import Tokenizer, processors
 
 from jaxbert.config import ConfigError
-from jaxbert.model import ModelConfig
+from jaxbert.model import ModelConfig, count_params
 from jaxbert.tasks import saved
 
+from . import card
 from .names import CRAMMED_TYPE, SPECIAL_TOKENS, crammed_map, flatten, name_map
 
 
@@ -134,6 +135,7 @@ def export(workdir: str, out: str, step: int | None = None) -> str:
   _check_empty(out)
   export_params(model_config, saved.params, Tokenizer.from_file(tok_path), out,
                 lowercase=saved.config.data.lowercase)
+  card.write(out, card.encoder(workdir, out, saved.step, saved.meta, count_params(saved.params)))
   loads = ("transformers' BertForMaskedLM and AutoTokenizer" if model_config.arch == "original"
            else "transformers' AutoModelForMaskedLM, AutoModel or "
            "AutoModelForSequenceClassification with trust_remote_code=True (the modeling code "
@@ -181,6 +183,7 @@ def export_classifier(directory: str, out: str) -> str:
     json.dump(spec, f, indent=2)
   _tokenizer_files(Tokenizer.from_file(os.path.join(directory, "tokenizer.json")), out,
                    meta.get("lowercase", True), meta["max_len"])
+  card.write(out, card.classifier(directory, out, meta, count_params(params)))
   remote = ", trust_remote_code=True" if config.arch == "crammed" else ""
   return (f"exported the classifier {directory} to {out}; load it with transformers' "
           f"AutoModelForSequenceClassification and AutoTokenizer (from_pretrained(DIR{remote}))")

@@ -5,7 +5,9 @@
   python run.py --mode=evaluate --workdir=W --classifier=NAME --input=LABELLED.csv
 
 Inputs stream in chunks (inputs.py), so memory stays flat whatever their size; outputs are
-written under a temporary name and renamed when complete, so a failed run leaves none.
+written under a temporary name and renamed when complete, so a failed run leaves none. A blank
+text gets a null in its place (predict: the line null; embed: a row of NaN), so output row N
+answers input row N.
 """
 import contextlib
 import json
@@ -19,8 +21,26 @@ from jaxbert import progress
 from jaxbert.config import ConfigError
 from jaxbert.tasks import saved, scores
 
-from . import inputs
+from . import inputs, loaded
 from .loaded import CHUNK, Classifier, Encoder
+
+
+def _check_output(path: str, overwrite: bool) -> str:
+  """The directory OUT goes in, once OUT is known to be writable there: checked before any work,
+  so that a bad --output costs no model load and names what the user gave, not a temporary file.
+  """
+  directory = os.path.dirname(os.path.abspath(path))
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(f"--output={path}: the directory {directory} does not exist; create "
+                            "it, or choose another --output")
+  if os.path.isdir(path):
+    raise ConfigError(f"--output={path} is a directory; name a file in it")
+  if os.path.exists(path) and not overwrite:
+    raise ConfigError(f"{path} exists; remove it, choose another --output, or pass --overwrite")
+  if not os.access(directory, os.W_OK | os.X_OK):
+    raise PermissionError(f"--output={path}: the directory {directory} is not writable; choose "
+                          "another --output")
+  return directory
 
 
 @contextlib.contextmanager
@@ -32,11 +52,7 @@ def _output(path: str | None, overwrite: bool, binary: bool = False):
     yield sys.stdout
     sys.stdout.flush()
     return
-  if os.path.exists(path) and not overwrite:
-    raise ConfigError(f"{path} exists; remove it, choose another --output, or pass --overwrite")
-  directory = os.path.dirname(os.path.abspath(path))
-  if not os.path.isdir(directory):
-    raise FileNotFoundError(f"--output={path}: the directory {directory} does not exist")
+  directory = _check_output(path, overwrite)
   fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
   try:
     with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
@@ -55,6 +71,12 @@ def _report_cut(cut: int, total: int, max_len: int):
           "tokens and were cut to fit", file=sys.stderr, flush=True)
 
 
+def _report_blank(what: str, blank: int, total: int, null: str):
+  if blank:
+    print(f"[{what}] {blank} of {total} texts were blank: {null} in their place", file=sys.stderr,
+          flush=True)
+
+
 def _chunks(rows, what: str):
   """Chunks of rows, with a progress count on stderr for a person watching a long input."""
   with progress.Progress(stream=sys.stderr, desc=what, unit="texts", tag="[jaxbert] ") as bar:
@@ -65,7 +87,10 @@ def _chunks(rows, what: str):
 
 def predict(workdir: str, name: str | None, input_path: str, output: str | None,
             text_column: str | None = None, input_format: str = "", overwrite: bool = False):
-  """One JSON object per input row, in input order, to OUT (stdout by default)."""
+  """One JSON object per input row, in input order, to OUT (stdout by default); null for a
+  blank text."""
+  if output not in (None, "-"):
+    _check_output(output, overwrite)
   return write_predictions(Classifier.load(workdir, name), input_path, output, text_column,
                            input_format, overwrite)
 
@@ -76,14 +101,15 @@ def write_predictions(clf: Classifier, input_path: str, output: str | None,
   """predict() with a loaded classifier: what a process that keeps it loaded runs per file."""
   rows = inputs.rows(input_path, text_column or clf.meta["text_column"],
                      clf.meta["text_b_column"], kind=input_format)
-  total = cut = 0
+  total = cut = blank = 0
   with _output(output, overwrite) as out:
     for chunk in _chunks(rows, "predict"):
       answers = clf.predict([r.text_a for r in chunk],
                             [r.text_b for r in chunk] if clf.pair else None)
-      out.write("".join(json.dumps(a) + "\n" for a in answers))
-      total, cut = total + len(chunk), cut + clf.last_cut
+      out.write("".join(json.dumps(a) + "\n" for a in answers))  # None is the line null
+      total, cut, blank = total + len(chunk), cut + clf.last_cut, blank + clf.last_blank
   _report_cut(cut, total, clf.max_len)
+  _report_blank("predict", blank, total, "null")
   if output not in (None, "-"):
     print(f"predicted {total} texts with {clf.path}: {output}", file=sys.stderr, flush=True)
   return total
@@ -93,21 +119,22 @@ def embed(workdir: str, name: str | None, input_path: str, output: str | None,
           text_column: str | None = None, input_format: str = "", overwrite: bool = False,
           step: int | None = None):
   """float32 [rows, hidden] to OUT.npy: the classifier's pooled vectors, or the pretrained
-  encoder's mean-pooled outputs when no classifier is named."""
+  encoder's mean-pooled outputs when no classifier is named; a row of NaN for a blank text."""
   if output in (None, "-") or not output.endswith(".npy"):
     raise ConfigError(f"--output={output}: --mode=embed writes a .npy file; name one (X.npy)")
+  directory = _check_output(output, overwrite)
   model = Classifier.load(workdir, name) if name else Encoder.load(workdir, step)
   meta = model.meta if name else {"text_column": "text", "text_b_column": ""}
   rows = inputs.rows(input_path, text_column or meta["text_column"], meta["text_b_column"],
                      kind=input_format)
-  hidden, total, cut = model.model.hidden_size, 0, 0
+  hidden, total, cut, blank = model.model.hidden_size, 0, 0, 0
   # The row count is known only at the end: float32 rows go to a raw file, then into the .npy.
-  with tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(output))) as raw:
+  with tempfile.TemporaryFile(dir=directory) as raw:
     for chunk in _chunks(rows, "embed"):
       vectors = model.embed([r.text_a for r in chunk],
                             [r.text_b for r in chunk] if meta["text_b_column"] else None)
       raw.write(np.ascontiguousarray(vectors, np.float32).tobytes())
-      total, cut = total + len(chunk), cut + model.last_cut
+      total, cut, blank = total + len(chunk), cut + model.last_cut, blank + model.last_blank
     with _output(output, overwrite, binary=True) as out:
       np.lib.format.write_array_header_1_0(
           out, {"descr": "<f4", "fortran_order": False, "shape": (total, hidden)})
@@ -115,6 +142,7 @@ def embed(workdir: str, name: str | None, input_path: str, output: str | None,
       while block := raw.read(1 << 24):
         out.write(block)
   _report_cut(cut, total, model.max_len)
+  _report_blank("embed", blank, total, "a row of NaN")
   print(f"embedded {total} texts: {output} float32 [{total}, {hidden}]", file=sys.stderr,
         flush=True)
   return total
@@ -131,7 +159,7 @@ def evaluate(workdir: str, name: str | None, input_path: str, text_column: str |
   where = "stdin" if input_path == "-" else input_path
   predicted, truth, cut = [], [], 0
   index = {c: i for i, c in enumerate(clf.labels or [])}
-  for chunk in _chunks(rows, "evaluate"):
+  for chunk in _chunks(_texted(rows, where), "evaluate"):
     truth += [_label(clf, index, r.label, f"{where}:{r.line}") for r in chunk]
     outputs = clf.outputs([r.text_a for r in chunk],
                           [r.text_b for r in chunk] if clf.pair else None)
@@ -152,6 +180,17 @@ def evaluate(workdir: str, name: str | None, input_path: str, text_column: str |
   print(format_evaluation(result), flush=True)
   print(f"written to {path}", flush=True)
   return result
+
+
+def _texted(rows, where: str):
+  """The labelled rows, less empty ones (a spreadsheet's trailing ,,); a blank text with a label
+  is refused: it has no prediction to score, and leaving it out would shift the score unseen."""
+  for r in rows:
+    if not loaded.blanks([r.text_a], None if r.text_b is None else [r.text_b])[0]:
+      yield r
+    elif r.label is not None and str(r.label).strip():
+      raise ConfigError(f"{where}:{r.line}: the text is blank but labelled {r.label!r}; give it "
+                        "its text or remove the row")
 
 
 def _label(clf, index: dict, value, where: str):

@@ -1,13 +1,15 @@
 """Texts to classify or embed, streamed from a file or stdin, in input order.
 
-  .txt          one text a line (a blank line is an empty text, so output line N answers input
+  .txt          one text a line (a blank line is a blank text, so output line N answers input
                 line N)
-  .csv / .tsv   a header, then rows; the text in `text_column` (and `text_b_column` for pairs)
-  .jsonl        one object a line, the same keys
+  .csv / .tsv   a header, then rows; the text in `text_column` (and `text_b_column` for pairs);
+                an empty line is no row, an empty field a blank text
+  .jsonl        one object a line, the same keys (a null text is a blank one)
   -             stdin, read as .txt unless `kind` says otherwise
 
 Rows come in chunks, so a file of any size is read in flat memory. Bad input raises ConfigError
-naming the file and the line, or FileNotFoundError.
+naming the file and the line, or FileNotFoundError. A blank text is a row like any other: its
+answer is a null in its place (loaded.blanks), never a refusal, so outputs stay aligned.
 """
 import csv
 import os
@@ -100,7 +102,9 @@ def _json_row(name, number, line, text_column, text_b_column, label_column) -> R
       raise ConfigError(f"{name}:{number} has no key {column!r}; its keys are {sorted(record)}")
     values.append(record.get(column) if column else None)
   a, b, label = values
-  return Row(number, str(a), None if b is None else str(b), label)
+  # A null text is blank, not the text "None"; a null second text stays None, which the
+  # classifier reads as blank too.
+  return Row(number, "" if a is None else str(a), None if b is None else str(b), label)
 
 
 def _table_rows(name, lines, kind, text_column, text_b_column, label_column):
@@ -120,8 +124,8 @@ def _table_rows(name, lines, kind, text_column, text_b_column, label_column):
   end = reader.line_num
   for record in reader:
     start, end = end + 1, reader.line_num  # a quoted field may span several lines
-    if not any(record):
-      continue  # a blank line is not a row
+    if not record:
+      continue  # an empty line is not a row; a line of empty fields ("" or ,,) is one
     if len(record) < len(header):
       raise ConfigError(f"{name}:{start}: {len(record)} fields, the header names {len(header)}")
     a, b, label = (record[i] if i is not None else None for i in index)

@@ -7,6 +7,10 @@
   clf.embed(texts)              # float32 [N, hidden]: the pooled vector the head reads
   Encoder.load("workdirs/quick").embed(texts)  # a pretrained workdir's encoder, mean-pooled
 
+A blank text (empty, whitespace only, or None; for a pair, either side) has nothing to classify:
+the model never sees it, and its answer is a null in its place, so answers stay aligned with
+texts: None in predict()'s list, a row of NaN in the arrays (`blanks` says which rows those are).
+
 Neither builds an optimizer. Texts run in batches of a few fixed shapes (rows and length rounded
 up, see `Runner`), so each shape compiles once and any number of texts runs without recompiling.
 A batch holds about TOKENS_PER_BATCH tokens: on a 2-core CPU, 64 rows of 32 tokens ran 1.3×
@@ -67,7 +71,16 @@ class Runner:
     self._buckets = length_buckets(max_len)
 
   def run(self, what: str, text_a, text_b=None) -> tuple[np.ndarray, int]:
-    """(outputs or pooled vectors [N, ...] in input order, how many texts were cut)."""
+    """(outputs or pooled vectors [N, ...] in input order, how many texts were cut); the rows
+    of blank texts (see `blanks`) are NaN, and the model never runs on them."""
+    empty = blanks(text_a, text_b)
+    if empty.any():
+      keep = np.flatnonzero(~empty)
+      out, cut = self.run(what, [text_a[i] for i in keep],
+                          None if text_b is None else [text_b[i] for i in keep])
+      full = np.full((len(text_a), *out.shape[1:]), np.nan, np.float32)
+      full[keep] = out
+      return full, cut
     fn = self._outputs if what == "outputs" else self._pooled
     parts, cut = [], 0
     for s in range(0, len(text_a), CHUNK):  # encoded a chunk at a time: memory stays flat
@@ -110,7 +123,16 @@ class Runner:
 def _texts(texts) -> list[str]:
   if isinstance(texts, str):
     raise TypeError("pass a list of texts, not one string: predict([\"a fine film\"])")
-  return [str(t) for t in texts]
+  return ["" if t is None else str(t) for t in texts]  # None is blank, not the text "None"
+
+
+def blanks(texts, text_b=None) -> np.ndarray:
+  """bool [N]: the texts with nothing in them (empty or whitespace only, or None; for a pair,
+  either side), whose results are null: None in predict(), a row of NaN in the arrays."""
+  empty = np.array([not t.strip() for t in _texts(texts)], bool)
+  if text_b is not None:
+    empty |= np.array([not t.strip() for t in _texts(text_b)], bool)
+  return empty
 
 
 class Classifier:
@@ -126,6 +148,7 @@ class Classifier:
     self._runner = Runner(self.model, params, tokenizer, self.max_len, self.pooling,
                           1 if self.labels is None else len(self.labels))
     self.last_cut = 0  # texts of the last call longer than max_len (cut, not refused)
+    self.last_blank = 0  # blank texts of the last call (null answers)
 
   @classmethod
   def load(cls, path: str, name: str | None = None) -> "Classifier":
@@ -146,28 +169,34 @@ class Classifier:
       raise ValueError("text_b: only for a pair classifier, one second text per text" if
                        not self.pair else f"text_b holds {len(b)} texts, texts {len(a)}")
     out, self.last_cut = self._runner.run(what, a, b)
+    self.last_blank = int(blanks(a, b).sum())
     return out
 
   def outputs(self, texts, text_b=None) -> np.ndarray:
-    """float32 logits [N, classes], or values [N] for regression."""
+    """float32 logits [N, classes], or values [N] for regression; NaN for a blank text."""
     out = self._run("outputs", texts, text_b)
     return out[:, 0] if self.regression and len(out) else out
 
   def probabilities(self, texts, text_b=None) -> np.ndarray:
-    """float32 [N, classes], the columns in `labels` order."""
+    """float32 [N, classes], the columns in `labels` order; a row of NaN for a blank text."""
     if self.regression:
       raise ValueError(f"{self.path} is a regression model: use predict() or outputs()")
     return np.asarray(jax.nn.softmax(self.outputs(texts, text_b), axis=-1), np.float32)
 
-  def predict(self, texts, text_b=None) -> list[dict]:
+  def predict(self, texts, text_b=None) -> list[dict | None]:
     """One object per text, as --mode=predict writes them: {"label", "probabilities"} or
-    {"value"} for regression."""
+    {"value"} for regression; None for a blank text (see `blanks`)."""
+    a, b = _texts(texts), None if text_b is None else _texts(text_b)
     if self.regression:
-      return [{"value": float(v)} for v in self.outputs(texts, text_b)]
-    return [answer(self.labels, p) for p in self.probabilities(texts, text_b)]
+      answers = [{"value": float(v)} for v in self.outputs(a, b)]
+    else:
+      answers = [answer(self.labels, p) for p in self.probabilities(a, b)]
+    # From the texts, not from NaN: a model that computes NaN must not pass for a blank text.
+    return [None if empty else x for empty, x in zip(blanks(a, b), answers)]
 
   def embed(self, texts, text_b=None) -> np.ndarray:
-    """float32 [N, hidden]: the pooled output of the fine-tuned encoder (what the head reads)."""
+    """float32 [N, hidden]: the pooled output of the fine-tuned encoder (what the head reads);
+    a row of NaN for a blank text."""
     return self._run("pooled", texts, text_b)
 
 
@@ -177,23 +206,36 @@ def answer(labels: list, probabilities: np.ndarray) -> dict:
 
 
 class Encoder:
-  """A pretrained workdir's encoder: embeddings of new texts, mean-pooled over their tokens."""
+  """A pretrained workdir's encoder: embeddings of new texts, mean-pooled over their tokens.
+
+  pooling="first" reads the [CLS] position instead; the original arch passes it through BERT's
+  pooler (a dense layer and tanh), which only an imported BERT brings (hf.import_workdir keeps
+  it): its embed() is then transformers' pooler_output.
+  """
 
   def __init__(self, workdir: str, step: int | None = None, pooling: str = "mean"):
     loaded = workdir_lib.pretrained(workdir, step)  # params alone, no optimizer
     tokenizer = Tokenizer.from_file(os.path.join(workdir, "tokenizer.json"))
     self.model, self.step, self.max_len = loaded.model, loaded.step, loaded.model.max_len
-    self._runner = Runner(loaded.model, {"encoder":
-                          loaded.params["encoder"]}, tokenizer, self.max_len, pooling, 1)
-    self.last_cut = 0
+    params = {"encoder": loaded.params["encoder"]}
+    if pooling == "first" and loaded.model.arch == "original":
+      pooler = workdir_lib.pooler(workdir)
+      if pooler is None:
+        raise ConfigError(f"{workdir} has no pooler for pooling='first' (pretraining trains "
+                          "none; an imported BERT keeps its own): use pooling='mean'")
+      params["pooler"] = pooler
+    self._runner = Runner(loaded.model, params, tokenizer, self.max_len, pooling, 1)
+    self.last_cut = self.last_blank = 0
 
   @classmethod
   def load(cls, workdir: str, step: int | None = None, pooling: str = "mean") -> "Encoder":
     return cls(workdir, step, pooling)
 
   def embed(self, texts, text_b=None) -> np.ndarray:
-    b = None if text_b is None else _texts(text_b)
-    out, self.last_cut = self._runner.run("pooled", _texts(texts), b)
+    """float32 [N, hidden]; a row of NaN for a blank text (see `blanks`)."""
+    a, b = _texts(texts), None if text_b is None else _texts(text_b)
+    out, self.last_cut = self._runner.run("pooled", a, b)
+    self.last_blank = int(blanks(a, b).sum())
     return out
 
 

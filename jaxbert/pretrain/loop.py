@@ -130,7 +130,9 @@ def _train(config, workdir, ckpts, model, tx, init, store, source=None) -> dict:
     start = {} if source is None else {"init_from": os.path.abspath(source.path),
                                        "init_step": source.step}
     records.write({"kind": "start", "step": 0, "params": count_params(state.params),
-                   "train_rows": int(store.train.shape[0]), "time": time.time(), **start})
+                   "train_rows": int(store.train.shape[0]), "time": time.time(),
+                   "device_kind": jax.local_devices()[0].device_kind, "devices": mesh.size,
+                   **start})
     if source is not None:
       print(f"starting from the params of {source.path} at its step {source.step} (init_from); "
             "the optimizer state, schedule and budget are this run's, from step 0", flush=True)
@@ -173,6 +175,7 @@ def _train(config, workdir, ckpts, model, tx, init, store, source=None) -> dict:
   spent, stopping = parallel.agree(elapsed(), stop.signum is not None)
   last_save = spent
   in_flight = collections.deque()  # a small output of each dispatched step, oldest first
+  logged = 0  # train lines written by this process since it started
   with stop, bar, records:
     while not done(step, spent) and not stopping:
       t = optim.progress(config, step, spent)
@@ -220,6 +223,10 @@ def _train(config, workdir, ckpts, model, tx, init, store, source=None) -> dict:
                    + (f" | MFU {line['mfu']:.1%}" if "mfu" in line else "")
                    + f" | lr {metrics['lr']:.2e} | batch {n * tc.micro_batch} | "
                    f"{_duration(budget_s - elapsed())} of budget left")
+        logged += 1
+        if logged == 2:  # the first line's rate includes compiling
+          rate, _ = parallel.agree(line["tokens_per_s"], False)  # the first process's, everywhere
+          _check_epochs(config, store, step, tokens, spent, rate)
       if due:
         save()
         last_save, saved_step = spent, step
@@ -248,6 +255,24 @@ def _train(config, workdir, ckpts, model, tx, init, store, source=None) -> dict:
   print(f"stopped at step {step} after {_duration(elapsed())}; {tokens / 1e6:.1f}M tokens seen",
         flush=True)
   return points_lib.final(config, workdir, heldout, state, step, points_lib.where(config, meta))
+
+
+def _check_epochs(config, store, step, tokens, spent, tokens_per_s):
+  """Stops a run whose budget would read its training rows more than data.max_epochs times, at
+  the rate measured so far: a day on a small corpus is mostly spent memorising it."""
+  limit, corpus = config.data.max_epochs, store.train.size
+  if limit <= 0:
+    return
+  end = min(n for n in (config.train.max_steps, config.train.stop_steps, float("inf")) if n > 0)
+  ahead = (end - step) * tokens / step if end < float("inf") else float("inf")
+  ahead = min(ahead, tokens_per_s * max(0.0, config.budget_hours * 3600 - spent))
+  epochs = (tokens + ahead) / corpus
+  if epochs > limit:
+    raise config_lib.ConfigError(
+        f"at the {tokens_per_s / 1e3:.0f}k tokens/s measured so far, the budget would read the "
+        f"{corpus / 1e6:.1f}M training tokens {epochs:.0f} times (data.max_epochs={limit:g}): "
+        "point data.sources at a larger corpus (e.g. parquet:PATH/*.parquet) or pass "
+        "--config.data.max_epochs=0 to go on")
 
 
 def _duration(seconds: float) -> str:

@@ -11,6 +11,8 @@ import numpy as np
 from jaxbert import data
 from jaxbert.model import Encoder, ModelConfig
 
+POOLINGS = ("first", "mean")  # finetune.pooling, see Classifier (config.FIELDS reads it)
+
 
 class Classifier(nn.Module):
   """The pretraining encoder with a dense layer on a pooled vector of its outputs.

@@ -11,151 +11,24 @@ fine-tune is repeated over seeds and the median of each score reported, as in th
 (Geiping & Goldstein, ICML 2023), since small-data fine-tuning varies a lot from seed to seed.
 """
 
-import dataclasses
 import json
 import os
-import time
-import typing
 
-import jax
 import ml_collections
-import numpy as np
 
-from jaxbert import checkpoint, cpu
+from jaxbert import checkpoint
 from jaxbert import config as config_lib
-from jaxbert import workdir as workdir_lib
 from jaxbert.config import ConfigError
 from jaxbert.data import labelled
-from jaxbert.data.labelled import column
-from jaxbert.model import ModelConfig
-from jaxbert.workdir import metrics as metrics_log
 
-from . import augment, baselines, curve, saved, tables
-from . import classifier as classifier_lib
-from . import finetune as finetune_lib
+from . import all_tasks, curve, tables
+# Also importable from here, where callers have always found them.
+from .task_run import Kept, _keep, run_task  # noqa: F401
 
 
 def default_config() -> ml_collections.ConfigDict:
-  """The `finetune` part of the config tree (fields and comments in jaxbert/config.py)."""
+  """The `finetune` part of the config tree (fields and comments in jaxbert/config/defaults.py)."""
   return config_lib.default().finetune
-
-
-def _check(cfg, model_max_len: int) -> int:
-  max_len = cfg.max_len or model_max_len
-  if not 3 <= max_len <= model_max_len:
-    raise ConfigError(f"finetune.max_len={cfg.max_len} must be in [3, model.max_len="
-                      f"{model_max_len}] of the checkpoint (0 = the model's)")
-  if cfg.pooling not in ("first", "mean"):
-    raise ConfigError(f"finetune.pooling={cfg.pooling!r}: use \"first\" or \"mean\"")
-  if cfg.reinit_layers < 0:
-    raise ConfigError(f"finetune.reinit_layers={cfg.reinit_layers} must be >= 0")
-  if cfg.seeds < 1 or cfg.epochs < 1:
-    raise ConfigError(f"finetune.seeds={cfg.seeds} and finetune.epochs={cfg.epochs} must be "
-                      ">= 1")
-  return max_len
-
-
-def run_task(task, tokenizer, model_config: ModelConfig, encoder_params, cfg, max_len: int,
-             augmenter=None):
-  """(rows, kept) of one task: rows {task, metric, train_examples, <model>: median,
-  <model>_seeds: [...]}, one per size of finetune.train_sizes and column; kept, the pretrained
-  classifier of the largest size, worth saving (see `_keep`). `augmenter(split)` adds examples
-  (finetune.augment) to each training subset."""
-  if task.pair and max_len < 5:
-    raise ConfigError(f"finetune.max_len={max_len} leaves no room for a pair: [CLS] a [SEP] b "
-                      "[SEP] needs 5 tokens or more")
-  order = curve.label_order(task.train.labels, task.regression)
-  sizes = curve.train_sizes(cfg, len(task.train))
-  devs = {name: classifier_lib.encode(tokenizer, s.text_a, max_len, s.text_b)[:2]
-          for name, s in task.dev.items()}
-  rows = []
-  for size in sizes:
-    train = task.train.subset(np.sort(order[:size]))
-    size_rows, kept = _run_size(task, train, augmenter(train) if augmenter else train, devs,
-                                tokenizer, model_config, encoder_params, cfg, max_len)
-    rows += size_rows
-  return rows, kept
-
-
-def _run_size(task, labelled_train, train, devs, tokenizer, model_config, encoder_params, cfg,
-              max_len):
-  """Rows and the kept classifier of one training set (`train`: `labelled_train` and any
-  augmented copies of it)."""
-  tokens, mask, cut = classifier_lib.encode(tokenizer, train.text_a, max_len, train.text_b)
-  arrays = (tokens, mask, train.labels)
-  if cut:
-    # Cut texts lose words the bag-of-words baseline still sees, so say how many.
-    more = (f"finetune.max_len up to the model's {model_config.max_len} keeps more"
-            if max_len < model_config.max_len else "the model takes no more")
-    print(f"[finetune] {task.name}: {cut} of {len(train)} training examples "
-          f"({100 * cut / len(train):.0f}%) are longer than finetune.max_len={max_len} tokens and "
-          f"lose their ends; {more}", flush=True)
-  epochs = finetune_lib.epochs_for(cfg, len(train))
-  if epochs != cfg.epochs:
-    cfg = ml_collections.ConfigDict({**cfg.to_dict(), "epochs": epochs})
-  label = f"{task.name} ({len(labelled_train)} labels" + (
-      f", {len(train)} examples" if len(train) != len(labelled_train) else "") + (
-      f", {epochs} epochs)")
-
-  classifier = classifier_lib.Classifier(model_config, task.num_outputs, cfg.pooling)
-  cnn = baselines.TextCNN(model_config.vocab_size, cfg.cnn_embed, cfg.cnn_filters,
-                          task.num_outputs, cfg.cnn_dropout)
-  runs = {  # name -> (model, compiled steps, encoder params)
-      "pretrained": (classifier, finetune_lib.trainer(classifier, cfg, len(train), task.regression),
-                     encoder_params),
-      "no_pretraining": (classifier, None, None),
-      "cnn": (cnn, finetune_lib.trainer(cnn, cfg, len(train), task.regression, cfg.cnn_lr), None),
-  }
-  if not cfg.baselines:
-    runs = {"pretrained": runs["pretrained"]}
-  per_seed = {name: [] for name in runs}
-  candidates = []  # (dev outputs, params) of each pretrained seed, on the host
-  for seed in range(cfg.seeds):
-    for name, (model, steps, params) in runs.items():
-      steps = steps or runs["pretrained"][1]
-      outputs, trained = finetune_lib.finetune(model, steps, params, arrays, devs, cfg, seed)
-      if name == "pretrained":
-        candidates.append((outputs, jax.device_get(trained)))
-      per_seed[name].append(tables.score(
-          task, {s: finetune_lib.labels(o) for s, o in outputs.items()}))
-      shown = ", ".join(f"{c} {v:.4f}" for c, v in per_seed[name][-1].items())
-      print(f"[finetune] {label} seed {seed} {name}: {shown}", flush=True)
-  medians = {name: tables.aggregate(s) for name, s in per_seed.items()}
-  bow = tables.score(task, baselines.bag_of_words(task, train, cfg)) if cfg.baselines else None
-  rows = []
-  for split in task.dev:
-    for m in task.metrics:
-      c = column(split, m)
-      row = dict(task=task.name, metric=c, in_average=c in task.headline,
-                 headline=c == (task.headline or task.columns())[0])
-      for name in runs:
-        row[name], row[name + "_seeds"] = medians[name][0][c], medians[name][1][c]
-      if bow is not None:
-        row["bag_of_words"] = bow[c]
-      row.update(train_examples=len(labelled_train), examples=len(train), epochs=epochs,
-                 train_examples_cut=cut, dev_examples=len(task.dev[split]))
-      rows.append(row)
-  return rows, _keep(task, per_seed["pretrained"], candidates, cut)
-
-
-class Kept(typing.NamedTuple):
-  """The pretrained fine-tune a task keeps: the seed whose headline dev score is the median."""
-  seed: int
-  params: dict
-  dev: dict  # {column: score} of that seed
-  outputs: dict  # {dev split: its logits (or values)}
-  note: str  # which seed and why, for classifier.json
-  train_examples_cut: int
-
-
-def _keep(task, scores: list[dict], candidates: list, cut: int) -> Kept:
-  headline = (task.headline or task.columns())[0]
-  order = sorted(range(len(scores)), key=lambda s: (scores[s][headline], s))
-  seed = order[(len(order) - 1) // 2]  # the median; the lower middle one of an even number
-  note = (f"seed {seed}: its dev {headline} is the median of {len(scores)} seeds" +
-          (" (the lower of the two middle ones)" if len(scores) % 2 == 0 else ""))
-  outputs, params = candidates[seed]
-  return Kept(seed, params, scores[seed], outputs, note, cut)
 
 
 def _settings(task_cfg) -> ml_collections.ConfigDict:
@@ -163,71 +36,6 @@ def _settings(task_cfg) -> ml_collections.ConfigDict:
   cfg.lock()
   cfg.update(task_cfg or {})  # an unknown field is a KeyError, not a silent default
   return cfg
-
-
-def _run_all(workdir: str, cfg) -> dict:
-  start = time.time()
-  task_list = labelled.load(cfg.task, cfg)
-  pretrained = workdir_lib.pretrained(workdir)  # the params alone: no optimizer is built
-  encoder_params, step = pretrained.params["encoder"], pretrained.step
-  max_len = _check(cfg, pretrained.model.max_len)
-  store = workdir_lib.token_store(pretrained.config, workdir)
-  workdir_lib.check_tokenizer(workdir, store.tokenizer_path)
-  tokenizer = store.tokenizer()
-  model_config = cpu.tuned(dataclasses.replace(pretrained.model, dropout=cfg.dropout))
-  metas = {task.name: _meta(task, cfg, pretrained, max_len, store.tokenizer_path)
-           for task in task_list}
-  names = {task.name: _name(cfg, task, len(task_list)) for task in task_list}
-  for task in task_list:  # before any fine-tuning: a refusal costs nothing
-    saved.check_replace(workdir, names[task.name], metas[task.name], cfg.overwrite)
-  # finetune.augment: copies of each training subset, the same for all four models.
-  lm = (augment.MaskedLM(tokenizer, cpu.tuned(pretrained.model), pretrained.params)
-        if cfg.augment == "mlm" else None)
-  augmenter = (lambda split: augment.expand(split, cfg, lm)) if cfg.augment else None
-  rows, classifiers = [], {}
-  for task in task_list:
-    task_rows, kept = run_task(task, tokenizer, model_config, encoder_params, cfg, max_len,
-                               augmenter)
-    rows += task_rows
-    classifiers[task.name] = _save(workdir, names[task.name], metas[task.name], kept,
-                                   store.tokenizer_path)
-  for row in rows:
-    metrics_log.write(workdir, {"kind": "finetune", "step": step, "checkpoint_step": step, **row})
-  return dict(task=cfg.task, checkpoint_step=step, seeds=cfg.seeds, rows=rows,
-              classifiers=classifiers, seconds=round(time.time() - start, 1),
-              config=cfg.to_dict())
-
-
-def _name(cfg, task, num_tasks: int) -> str:
-  name = cfg.name or task.name
-  if cfg.name and num_tasks > 1:  # one directory per task of a GLUE run
-    name = f"{cfg.name}-{task.name}"
-  if not name or os.sep in name or name.startswith("."):
-    raise ConfigError(f"finetune.name={name!r} must be a plain directory name")
-  return name
-
-
-def _meta(task, cfg, pretrained, max_len: int, tokenizer_path: str) -> dict:
-  """classifier.json less what fine-tuning measures (see saved.py)."""
-  return dict(task=task.name, spec=cfg.task,
-              labels=list(task.classes) if task.classes is not None else "regression",
-              metrics=list(task.metrics), pair=task.pair, max_len=max_len, pooling=cfg.pooling,
-              text_column=cfg.text_column, text_b_column=cfg.text_b_column if task.pair else "",
-              model=saved.model_fields(pretrained.model), checkpoint_step=pretrained.step,
-              lowercase=bool(pretrained.config.data.lowercase),
-              tokenizer_sha256=saved.sha256(tokenizer_path), finetune=saved.settings_of(cfg))
-
-
-def _save(workdir: str, name: str, meta: dict, kept: Kept, tokenizer_path: str) -> str:
-  path = saved.directory(workdir, name)
-  meta = {**meta, "dev": kept.dev, "seed": kept.seed, "kept": kept.note,
-          "train_examples_cut": kept.train_examples_cut}
-  # What a user checks a loaded classifier against: the probabilities (values) it gave on dev.
-  dev = {split: np.asarray(o if o.ndim == 1 else jax.nn.softmax(o, axis=-1), np.float32)
-         for split, o in kept.outputs.items()}
-  saved.write(path, kept.params, meta, tokenizer_path, dev)
-  print(f"[finetune] saved the {meta['task']} classifier ({kept.note}) to {path}", flush=True)
-  return path
 
 
 def run(workdir: str, task_cfg: ml_collections.ConfigDict | None = None) -> dict:
@@ -238,7 +46,7 @@ def run(workdir: str, task_cfg: ml_collections.ConfigDict | None = None) -> dict
   label-budget curve: printed, and WORKDIR/label_curve.json and label_curve.png (curve.py).
   """
   cfg = _settings(task_cfg)
-  result = _run_all(workdir, cfg)
+  result = all_tasks.run(workdir, cfg)
   largest = {}
   for r in result["rows"]:
     largest[r["task"]] = max(largest.get(r["task"], 0), r["train_examples"])
@@ -297,7 +105,7 @@ def glue(workdir: str, task_cfg: ml_collections.ConfigDict | None = None) -> dic
   if not cfg.task.startswith(("glue:", "tfds:")):
     raise ConfigError(f"--mode=glue runs GLUE tasks: finetune.task={cfg.task!r} must be "
                       "'glue:DIR[:TASK,...]' or 'tfds:glue[/TASK,...]'")
-  result = _run_all(workdir, cfg)
+  result = all_tasks.run(workdir, cfg)
   present = sorted({r["task"] for r in result["rows"]})
   result["average"] = tables.glue_average(result["rows"])
   result["complete"] = set(present) == set(labelled.glue.TASKS)

@@ -44,7 +44,7 @@ def _trainer(model, settings, num_train, regression, lr):
     tx = optax.chain(tx, layer_scale(layer_lr_decay))
 
   @jax.jit
-  def init(key, tokens, mask, encoder_params):
+  def init(key, tokens, mask, encoder_params, pooler_params=None):
     # One compiled init: op-by-op init of a model costs dozens of small compiles.
     params = model.init({"params": key}, tokens, mask)["params"]
     if encoder_params is not None:  # copied into new buffers, which the train step may donate
@@ -56,6 +56,10 @@ def _trainer(model, settings, num_train, regression, lr):
       fresh = set(layers[len(layers) - reinit:]) if reinit else set()
       params = {**params, "encoder": {k: params["encoder"][k] if k in fresh else v
                                       for k, v in encoder_params.items()}}
+      # A model that pools through a pooler starts from the encoder's own, as BERT fine-tunes;
+      # re-initialising the top layers re-initialises it too, as Zhang et al. do.
+      if pooler_params is not None and "pooler" in params and not reinit:
+        params = {**params, "pooler": pooler_params}
     return params, tx.init(params)
 
   def loss_fn(params, batch, key):
@@ -110,8 +114,10 @@ def layer_scale(decay: float) -> optax.GradientTransformation:
   return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
-def finetune(model, steps, encoder_params, train, devs: dict, cfg, seed: int):
+def finetune(model, steps, encoder_params, train, devs: dict, cfg, seed: int, pooler=None):
   """({split: dev outputs}, params) of one fine-tune. `encoder_params` None: random init.
+  `pooler`: the pooler that came with the encoder (an imported BERT's, workdir.pooler), which
+  a model that pools through one starts from; None: a fresh one.
 
   Outputs are class logits [N, classes], or values [N] for regression (`labels` turns them into
   what a score compares).
@@ -122,7 +128,7 @@ def finetune(model, steps, encoder_params, train, devs: dict, cfg, seed: int):
   batch, per_epoch, init, train_step, predict = steps
   key = jax.random.key(seed)
   tokens, mask, labels = train
-  carry = init(jax.random.fold_in(key, 0), tokens[:1], mask[:1], encoder_params)
+  carry = init(jax.random.fold_in(key, 0), tokens[:1], mask[:1], encoder_params, pooler)
   # Committed to the device either way: a restored encoder is, a random init would not be, and
   # jit compiles a step anew for each; one compiled step serves both.
   carry, step = jax.device_put(carry, jax.devices()[0]), 0

@@ -15,6 +15,7 @@ import typing
 import filelock
 import jax
 import ml_collections
+import numpy as np
 
 from jaxbert import checkpoint
 from jaxbert import config as config_lib
@@ -227,3 +228,24 @@ def pretrained(workdir: str, step: int | None = None) -> Pretrained:
       raise FileNotFoundError(f"{workdir} holds no checkpoint yet; train first")
     params, meta = ckpts.restore_params(step, abstract["params"])
   return Pretrained(config, model_config, params, int(meta["step"]), meta)
+
+
+POOLER_FILE = "pooler.safetensors"  # an imported BERT's pooler, beside the checkpoint
+
+
+def pooler(workdir: str) -> dict | None:
+  """The BERT pooler an imported workdir keeps (hf.import_workdir writes it), {"kernel", "bias"}
+  float32; None for a workdir that holds none (jaxbert's own pretraining trains no pooler)."""
+  path = os.path.join(workdir, POOLER_FILE)
+  if not os.path.exists(path):
+    return None
+  import safetensors.numpy  # only where a pooler was imported
+
+  try:
+    tensors = safetensors.numpy.load_file(path)
+  except Exception as e:  # safetensors raises its own error, ValueError or TypeError
+    tensors = {"unreadable": e}
+  if set(tensors) != {"kernel", "bias"}:
+    raise config_lib.ConfigError(f"{path} is not a pooler's kernel and bias; remove it, or "
+                                 "import the model again")
+  return {k: np.asarray(v, np.float32) for k, v in tensors.items()}

@@ -2,31 +2,10 @@
 
 configs/*.py return this tree with their own overrides; `python run.py --config=FILE
 --config.KEY=VALUE` overrides single fields, and an unknown key is an error. Each field's comment
-says what it does.
+says what it does; FIELDS (checks.py) what values each may take.
 """
 
 import ml_collections
-
-
-class ConfigError(ValueError):
-  """A setting that cannot work; the message names the key and what to do."""
-
-
-# What identifies a run and its data, in one place.
-# The data settings a token store's bytes depend on: its cache key hashes them (data/store.py),
-# with model.vocab_size. data.tokenizer names a file, which counts by its bytes.
-STORE_FIELDS = ("sources", "weights", "seq_len", "lowercase", "split_sentences",
-                "remove_stopwords", "remove_punctuation", "max_token_char_ratio", "min_chars",
-                "dedup", "max_documents", "skip_bad_records", "tokenizer_sample_mb", "tokenizer",
-                "pack")
-# The settings a checkpoint depends on: the shape of its params and of its optimizer state (which
-# optimizer holds it), and what its token ids mean and in which order they come. A workdir
-# refuses a config that changes one; every other field (budget, logging, the optimizer's
-# settings and schedule) may change on resume. data.tokenizer is not among them: the workdir's
-# own tokenizer.json is compared by its bytes instead (workdir.check_tokenizer).
-RUN_KEYS = ("model.arch", "model.vocab_size", "model.num_layers", "model.hidden_size",
-            "model.num_heads", "model.ffn_size", "model.max_len", "optim.name",
-            *(f"data.{f}" for f in STORE_FIELDS if f != "tokenizer"), "data.order")
 
 
 def default() -> ml_collections.ConfigDict:
@@ -98,6 +77,12 @@ def default() -> ml_collections.ConfigDict:
   # Fraction of each row predicted: exactly round(rate × seq_len) positions of a "stream" row; of a
   # "sentences" row, round(rate × its ordinary tokens), never [CLS], [SEP] or [PAD].
   d.mask_rate = 0.25
+  # Stop early, with a message, when the budget would read the training rows more than this many
+  # times (at the throughput measured in the run's first minutes; 0 = no limit). Repeated data
+  # is about as good as new for 4 epochs, and the worth of further repeats decays with a constant
+  # of about 15 epochs (Muennighoff et al. 2023, arXiv 2305.16264): a day on a small corpus is
+  # mostly a day spent memorising it.
+  d.max_epochs = 16.0
   d.cache_dir = ""  # where token stores live; "" = $JAXBERT_CACHE or ~/.cache/jaxbert
 
   c.optim = o = ml_collections.ConfigDict()
@@ -215,32 +200,3 @@ def default() -> ml_collections.ConfigDict:
   f.cnn_filters = 100  # CNN baseline: filters per width (widths 3, 4 and 5)
   f.cnn_dropout = 0.5  # CNN baseline: dropout on the pooled features
   return c
-
-
-def compute_dtype() -> str:
-  """model.dtype "auto": bfloat16 on GPU and TPU, float32 on CPU (params are float32 anyway)."""
-  import jax  # here, not at the top: data-preparation worker processes import this module
-
-  return "float32" if jax.default_backend() == "cpu" else "bfloat16"
-
-
-def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Checks the config and fills in what depends on the machine ("auto" dtype)."""
-  config = ml_collections.ConfigDict(config.to_dict())  # a copy we may edit
-  if not config.budget_hours > 0:
-    raise ConfigError(f"budget_hours={config.budget_hours} must be > 0: the wall-clock budget "
-                      "in hours")
-  if config.model.dtype == "auto":
-    config.model.dtype = compute_dtype()
-  t = config.train
-  if t.micro_batch < 0 or (t.micro_batch and t.batch_size % t.micro_batch):
-    raise ConfigError(f"train.batch_size={t.batch_size} is not a multiple of "
-                     f"train.micro_batch={t.micro_batch}")
-  if t.on_nonfinite not in ("stop", "skip"):
-    raise ConfigError(f"train.on_nonfinite={t.on_nonfinite!r}: use \"stop\" or \"skip\"")
-  if config.data.order not in ("shuffle", "curriculum"):
-    raise ConfigError(f"data.order={config.data.order!r}: use 'shuffle' or 'curriculum'")
-  if config.data.seq_len > config.model.max_len:
-    raise ConfigError(f"data.seq_len={config.data.seq_len} exceeds model.max_len="
-                     f"{config.model.max_len}")
-  return config
