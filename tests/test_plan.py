@@ -166,11 +166,16 @@ def test_budget_ending_a_step_bound_run_warns(tmp_path):
   assert any("train.max_steps=1,000,000" in w for w in result["warnings"])
 
 
-def test_gpu_compile_missing_is_said(tmp_path, monkeypatch):
-  monkeypatch.setitem(sys.modules, "jaxbert.targets", None)  # import fails as if absent
-  result, printed = _plan(tmp_path, device="NVIDIA H100 80GB HBM3", tokens_per_s=1e5)
-  assert not result["gpu_compile"]["available"]
-  assert "GPU compile     not available" in printed
+def test_gpu_compile_without_the_plugin_says_how_to_get_it(tmp_path):
+  """Without jax-cuda12-plugin (CI's case) the plan still runs and says what to install."""
+  import importlib.util
+
+  if importlib.util.find_spec("jax_plugins.xla_cuda12") is not None:
+    pytest.skip("the plugin is installed here: the compile itself is tested in test_gpu_lowering")
+  result, _ = _plan(tmp_path, device="h100", tokens_per_s=1e5)
+  assert "pip install" in result["gpu_compile"]["error"]
+  assert any("GPU compile for h100 failed" in w and "pip install" in w
+             for w in result["warnings"])
 
 
 def test_gpu_compile_sets_the_runs_micro_batch(tmp_path, monkeypatch):
