@@ -69,8 +69,6 @@ def _gpu(plan) -> list[str]:
   gpu = plan.get("gpu_compile")
   if gpu is None:
     return []
-  if not gpu["available"]:
-    return [_line("GPU compile", f"not available ({gpu['reason']})")]
   if gpu.get("error"):
     return [_line("GPU compile", f"{gpu['device']}: failed: {gpu['error']}")]
   r = gpu["result"]

@@ -27,7 +27,7 @@ def _memory(plan) -> list[str]:
 
 def _gpu(plan) -> list[str]:
   gpu = plan.get("gpu_compile")
-  if not gpu or not gpu["available"]:
+  if not gpu:
     return []
   if gpu["error"]:
     return [f"the GPU compile for {gpu['device']} failed: {gpu['error']}"]

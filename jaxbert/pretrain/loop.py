@@ -226,7 +226,7 @@ def _train(config, workdir, ckpts, model, tx, init, store, source=None) -> dict:
         logged += 1
         if logged == 2:  # the first line's rate includes compiling
           rate, _ = parallel.agree(line["tokens_per_s"], False)  # the first process's, everywhere
-          _check_epochs(config, store, step, tokens, spent, rate)
+          _check_epochs(config, store, step, end, tokens, spent, rate)
       if due:
         save()
         last_save, saved_step = spent, step
@@ -257,13 +257,12 @@ def _train(config, workdir, ckpts, model, tx, init, store, source=None) -> dict:
   return points_lib.final(config, workdir, heldout, state, step, points_lib.where(config, meta))
 
 
-def _check_epochs(config, store, step, tokens, spent, tokens_per_s):
+def _check_epochs(config, store, step, end, tokens, spent, tokens_per_s):
   """Stops a run whose budget would read its training rows more than data.max_epochs times, at
   the rate measured so far: a day on a small corpus is mostly spent memorising it."""
   limit, corpus = config.data.max_epochs, store.train.size
   if limit <= 0:
     return
-  end = min(n for n in (config.train.max_steps, config.train.stop_steps, float("inf")) if n > 0)
   ahead = (end - step) * tokens / step if end < float("inf") else float("inf")
   ahead = min(ahead, tokens_per_s * max(0.0, config.budget_hours * 3600 - spent))
   epochs = (tokens + ahead) / corpus
