@@ -253,24 +253,18 @@ def table(rows, speed, mode) -> str:
 
 
 def plot(arms, runs, path):
-  import matplotlib
+  from jaxbert import plots
 
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt
-
-  fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
-  for i, arm in enumerate(arms):
-    for j, s in enumerate(runs[arm["name"]]):
-      xs, ys = [h[0] for h in s["heldout"]], [h[3] for h in s["heldout"]]
-      ax.plot(xs, ys, "o-" if i < 10 else "s--", ms=3, lw=1, color=f"C{i % 10}",
-              label=arm["name"] if j == 0 else None)
-  unigram = runs[arms[0]["name"]][0]["unigram_loss"]
-  ax.axhline(unigram, color="gray", ls=":", label="unigram baseline")
-  ax.set(xlabel="minutes of budget", ylabel="held-out MLM loss", ylim=(None, unigram + 0.3))
-  ax.legend(fontsize=8)
-  fig.savefig(path + ".tmp.png", dpi=90)
-  plt.close(fig)
-  os.replace(path + ".tmp.png", path)
+  with plots.figure(path, figsize=(8, 5), dpi=90) as (fig, ax):
+    for i, arm in enumerate(arms):
+      for j, s in enumerate(runs[arm["name"]]):
+        xs, ys = [h[0] for h in s["heldout"]], [h[3] for h in s["heldout"]]
+        ax.plot(xs, ys, "o-" if i < 10 else "s--", ms=3, lw=1, color=f"C{i % 10}",
+                label=arm["name"] if j == 0 else None)
+    unigram = runs[arms[0]["name"]][0]["unigram_loss"]
+    ax.axhline(unigram, color="gray", ls=":", label="unigram baseline")
+    ax.set(xlabel="minutes of budget", ylabel="held-out MLM loss", ylim=(None, unigram + 0.3))
+    ax.legend(fontsize=8)
 
 
 def main(argv=None):
@@ -298,7 +292,7 @@ def main(argv=None):
     raise SystemExit("--arm names must differ")
   if args.mode == "clock" and args.parallel > 1:
     raise SystemExit("--parallel needs --mode=steps: clock runs must not share the machine")
-  from jaxbert import config as config_lib  # noqa: F401  (fails early on a broken install)
+  from jaxbert import files  # here, not at the top: fails early on a broken install
   budget_min = args.budget_minutes or _config_budget(args.config) * 60
   os.makedirs(args.out, exist_ok=True)
   prepare(args, arms)
@@ -308,9 +302,7 @@ def main(argv=None):
     known = json.load(open(path)) if os.path.exists(path) else {}
     if any(a["name"] not in known for a in arms):
       known = speeds(args, arms, known)
-      with open(path + ".tmp", "w") as f:
-        json.dump(known, f, indent=1)
-      os.replace(path + ".tmp", path)
+      files.write_json(path, known)
     speed = {a["name"]: known[a["name"]] for a in arms}
   runs = curves(args, arms, budget_min, speed)
   rows = summarise(arms, runs, budget_min)
@@ -319,11 +311,8 @@ def main(argv=None):
             "seeds": args.seeds, "arms": arms, "speed": speed, "runs": runs, "summary": rows}
   text = table(rows, speed, args.mode)
   _keep_other_results(args.out, arms)
-  for name, content in (("speedrun.json", json.dumps(result, indent=1)), ("speedrun.md", text)):
-    path = os.path.join(args.out, name)
-    with open(path + ".tmp", "w") as f:
-      f.write(content)
-    os.replace(path + ".tmp", path)
+  files.write_json(os.path.join(args.out, "speedrun.json"), result)
+  files.write_text(os.path.join(args.out, "speedrun.md"), text)
   plot(arms, runs, os.path.join(args.out, "speedrun.png"))
   print(text)
   return result

@@ -3,8 +3,8 @@
   python benchmarks/stages.py [--mb=4]
 
 On the first --mb MB of the embedded corpus's train documents: NLTK punkt sentence splitting
-(nltk.sent_tokenize), the clean-up without it (NFKC and whitespace), text.clean as the store runs
-it (no sentence lines, the default) and with split_sentences; WordPiece encoding (vocab 32768
+(text.sentence_splitter), the clean-up without it (NFKC and whitespace), text.clean as the store
+runs it (no sentence lines, the default) and with split_sentences; WordPiece encoding (vocab 32768
 trained on the same text) by encode_batch, by a loop over encode, and by the store's
 tokenizer.Encoder, cold (every chunk new) and warm (a second pass); then masking.mask_row per
 128-token row, and masking.mask_rows and the loader's epoch permutation per row of a 256-row
@@ -29,13 +29,11 @@ def rate(fn, docs, mb):
 
 
 def main(_):
-  import nltk
   import numpy as np
 
   from jaxbert import counters, masking
   from jaxbert.data import corpus, text, tokenizer
 
-  text.ensure_punkt()
   docs, n = [], 0
   for d in corpus.documents("train"):
     docs.append(d)
@@ -44,9 +42,10 @@ def main(_):
       break
   mb = n / 1e6
   flat = [" ".join(d.split()) for d in docs]
+  splitter = text.sentence_splitter()
   tok = tokenizer.train(docs, 32768)
   out = {"mb": round(mb, 2), "mb_per_s": {
-      "sent_tokenize": rate(lambda ds: [nltk.sent_tokenize(d) for d in ds], flat, mb),
+      "sent_tokenize": rate(lambda ds: [splitter.tokenize(d) for d in ds], flat, mb),
       "nfkc_and_whitespace": rate(
           lambda ds: [" ".join(unicodedata.normalize("NFKC", d).split()) for d in ds], docs, mb),
       "text.clean": rate(lambda ds: [text.clean(d) for d in ds], docs, mb),

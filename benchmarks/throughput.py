@@ -91,7 +91,8 @@ class Jaxbert:
     self.t = np.float32(0.5)
     self.param_count = count_params(self.state.params)
     self.flops = flops_per_token(model.config, masking.num_masked(config.data.mask_rate,
-                                                                  config.data.seq_len))
+                                                                  config.data.seq_len),
+                                 config.data.seq_len)
     self.memory = _compiled_bytes(self.fn, self.state, self.batches[0], self.t)
 
   def step(self, i):

@@ -69,16 +69,19 @@ class ModelConfig:
     return cls(**d)
 
 
-def _dense(c, features, name, std=0.0):
+# Every module below names its parts in `setup`: one style for both archs, and the one that lets
+# the tied decoder (`attend`) reach the word embeddings from outside `__call__`. A part is named
+# by the attribute that holds it, and those names are the checkpoint's and the exports' keys.
+
+def _dense(c, features, std=0.0):
   return nn.Dense(features, use_bias=c.arch == "original", dtype=jnp.dtype(c.dtype),
                   param_dtype=jnp.float32,
                   dot_general=matmul.dot_general if c.cpu_products else None,
-                  kernel_init=nn.initializers.normal(std or c.init_std), name=name)
+                  kernel_init=nn.initializers.normal(std or c.init_std))
 
 
-def _norm(c, name):
-  return nn.LayerNorm(epsilon=c.layer_norm_eps, dtype=jnp.float32,
-                      param_dtype=jnp.float32, name=name)
+def _norm(c):
+  return nn.LayerNorm(epsilon=c.layer_norm_eps, dtype=jnp.float32, param_dtype=jnp.float32)
 
 
 def _gelu(x):
@@ -90,20 +93,22 @@ class ScaledSinusoid(nn.Module):
   """Fixed sin/cos table times one learned scalar (cramming's "scaled-sinusoidal")."""
   config: ModelConfig
 
-  @nn.compact
-  def __call__(self, positions):
+  def setup(self):
     c = self.config
     pos = np.arange(c.max_len)[:, None]
     freq = 1.0 / 10000 ** (np.arange(0, c.hidden_size, 2) / c.hidden_size)
-    table = np.zeros((c.max_len, c.hidden_size), np.float32)
-    table[:, 0::2], table[:, 1::2] = np.sin(pos * freq), np.cos(pos * freq)
+    self.table = np.zeros((c.max_len, c.hidden_size), np.float32)
+    self.table[:, 0::2], self.table[:, 1::2] = np.sin(pos * freq), np.cos(pos * freq)
     # The recipe starts at 1/sqrt(H), which keeps positions small next to the 0.02-std token
     # embeddings.
     start = c.position_init or 1 / math.sqrt(c.hidden_size)
-    scale = self.param("scale", nn.initializers.constant(start), ())
-    if not c.position_learned:  # a constant: the param stays for checkpoints and exports
+    self.scale = self.param("scale", nn.initializers.constant(start), ())
+
+  def __call__(self, positions):
+    scale = self.scale
+    if not self.config.position_learned:  # a constant: the param stays for checkpoints, exports
       scale = jax.lax.stop_gradient(scale)
-    return jnp.asarray(table)[positions] * scale
+    return jnp.asarray(self.table)[positions] * scale
 
 
 class Embeddings(nn.Module):
@@ -117,7 +122,7 @@ class Embeddings(nn.Module):
                          embedding_init=nn.initializers.normal(c.embedding_init_std or c.init_std))
     self.position = (ScaledSinusoid(c) if c.arch == "crammed"
                      else nn.Embed(c.max_len, c.hidden_size, embedding_init=init))
-    self.norm = _norm(c, None)
+    self.norm = _norm(c)
     self.dropout = nn.Dropout(c.dropout)
 
   def __call__(self, tokens, deterministic):
@@ -136,52 +141,62 @@ class Embeddings(nn.Module):
 class Attention(nn.Module):
   config: ModelConfig
 
-  @nn.compact
+  def setup(self):
+    c = self.config
+    # Separate q/k/v kernels map one-to-one onto HF BERT checkpoints.
+    self.query, self.key, self.value = (_dense(c, c.hidden_size) for _ in range(3))
+    self.output = _dense(c, c.hidden_size, c.residual_init_std)
+
   def __call__(self, x, mask, queries=None):
     """x [B, L, H] gives keys and values; `queries` [B, P, H] (default x) the rows to output."""
     c = self.config
     queries = x if queries is None else queries
     H = x.shape[-1]
     split = lambda t: t.reshape(*t.shape[:2], c.num_heads, H // c.num_heads)
-    # Separate q/k/v kernels map one-to-one onto HF BERT checkpoints.
-    q = split(_dense(c, H, "query")(queries))
-    k, v = (split(_dense(c, H, n)(x)) for n in ("key", "value"))
+    q, k, v = split(self.query(queries)), split(self.key(x)), split(self.value(x))
     y = jax.nn.dot_product_attention(q, k, v, mask=mask,
                                      implementation=ATTENTION[c.attention])
-    return _dense(c, H, "output", c.residual_init_std)(y.reshape(*queries.shape[:2], H))
+    return self.output(y.reshape(*queries.shape[:2], H))
 
 
 class FeedForward(nn.Module):
   config: ModelConfig
 
-  @nn.compact
-  def __call__(self, x):
+  def setup(self):
     c = self.config
-    h = _dense(c, c.ffn_size, "input")(x)
-    if c.arch == "crammed":
+    self.input = _dense(c, c.ffn_size)
+    self.output = _dense(c, c.hidden_size, c.residual_init_std)
+
+  def __call__(self, x):
+    h = self.input(x)
+    if self.config.arch == "crammed":
       a, gate = jnp.split(h, 2, axis=-1)  # GELU-GLU: the FFN output width is ffn_size // 2
       h = _gelu(gate) * a
     else:
       h = _gelu(h)
-    return _dense(c, x.shape[-1], "output", c.residual_init_std)(h)
+    return self.output(h)
 
 
 class Block(nn.Module):
   config: ModelConfig
 
-  @nn.compact
+  def setup(self):
+    c = self.config
+    self.attention, self.ffn = Attention(c), FeedForward(c)
+    self.attention_norm, self.ffn_norm = _norm(c), _norm(c)
+    # Attention-probability dropout is not offered by the fused attention kernels,
+    # so dropout only acts on the residual branches. Its name is what it had as an unnamed part
+    # when Block was written compactly: a dropout mask derives from it, so runs are unchanged.
+    self.dropout = nn.Dropout(c.dropout, name="Dropout_0")
+
   def __call__(self, x, mask, deterministic, positions=None):
     """[B, L, H] -> [B, L, H], or only the rows at `positions` [B, P] -> [B, P, H]."""
-    c = self.config
-    attn, ffn = Attention(c, name="attention"), FeedForward(c, name="ffn")
-    norm1, norm2 = _norm(c, "attention_norm"), _norm(c, "ffn_norm")
-    # Attention-probability dropout is not offered by the fused attention kernels,
-    # so dropout only acts on the residual branches.
-    drop = nn.Dropout(c.dropout, deterministic=deterministic)
+    attn, ffn, norm1, norm2 = self.attention, self.ffn, self.attention_norm, self.ffn_norm
+    drop = lambda t: self.dropout(t, deterministic=deterministic)
     rows = (lambda t: t) if positions is None else (lambda t: _gather(t, positions))
     if mask is not None and positions is not None:
       mask = mask[:, :, :positions.shape[1]]  # keys only: every query row is the same
-    if c.arch == "crammed":  # pre-LN: what lets cramming use its high peak learning rate
+    if self.config.arch == "crammed":  # pre-LN: what lets cramming use its high peak lr
       h = norm1(x)
       x = rows(x) + drop(attn(h, mask, rows(h)))
       return x + drop(ffn(norm2(x)))
@@ -202,7 +217,7 @@ class Encoder(nn.Module):
     self.embeddings = Embeddings(c)
     self.layers = [Block(c, name=f"layer_{i}") for i in range(c.num_layers)]
     # Pre-LN leaves the residual stream unnormalised; original post-LN needs no final norm.
-    self.final_norm = _norm(c, None) if c.arch == "crammed" else None
+    self.final_norm = _norm(c) if c.arch == "crammed" else None
 
   def __call__(self, tokens, *, positions=None, attention_mask=None, deterministic=True):
     """Hidden states [B, L, H]; with `positions` [B, P], only those rows, [B, P, H].
@@ -235,8 +250,8 @@ class MaskedLM(nn.Module):
     c = self.config
     self.encoder = Encoder(c)
     if c.arch == "original":
-      self.transform = _dense(c, c.hidden_size, "transform")
-      self.transform_norm = _norm(c, None)
+      self.transform = _dense(c, c.hidden_size)
+      self.transform_norm = _norm(c)
       self.decoder_bias = self.param("decoder_bias", nn.initializers.zeros, (c.vocab_size,))
 
   def __call__(self, tokens, positions=None, *, attention_mask=None, deterministic=True):
@@ -253,8 +268,10 @@ def count_params(params) -> int:
   return sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params))
 
 
-def flops_per_token(cfg: ModelConfig, num_predicted_per_row: int) -> float:
-  """Training (forward + backward) FLOPs per input token, Kaplan-style.
+def flops_per_token(cfg: ModelConfig, num_predicted_per_row: int,
+                    row_len: int | None = None) -> float:
+  """Training (forward + backward) FLOPs per input token of rows of `row_len` tokens (default
+  the model's max_len; data.seq_len may be shorter), Kaplan-style.
 
     6 * N_matmul                  encoder weight matmuls: per layer 4H^2 + H*F_in + F_out*H
                                   (crammed: F_in = ffn_size, F_out = ffn_size / 2; original:
@@ -265,7 +282,7 @@ def flops_per_token(cfg: ModelConfig, num_predicted_per_row: int) -> float:
     + 6 * (H*V [+ H^2]) * K / L   decoder (and original's transform) on K of L positions only
     Embedding gathers, norms, softmax and elementwise ops are ignored (<1%).
     """
-  H, L, K, V = cfg.hidden_size, cfg.max_len, num_predicted_per_row, cfg.vocab_size
+  H, L, K, V = cfg.hidden_size, row_len or cfg.max_len, num_predicted_per_row, cfg.vocab_size
   f_out = cfg.ffn_size // 2 if cfg.arch == "crammed" else cfg.ffn_size
   per_layer = 4 * H * H + H * cfg.ffn_size + f_out * H
   last = 2 * H * H + (per_layer - 2 * H * H) * K / L if cfg.num_layers else 0

@@ -29,6 +29,9 @@ from jaxbert.workdir import metrics
 sys.path.insert(0, ROOT)
 from configs import tiny  # noqa: E402
 
+# One export of each kind from a module fixture of real runs: a minute of set-up.
+pytestmark = pytest.mark.slow
+
 try:  # the test extra installs both; without them, the tests that need neither still run
   import torch
   import transformers

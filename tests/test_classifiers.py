@@ -242,6 +242,7 @@ def test_inputs_stream_every_format_with_line_numbers(tmp_path):
                                          texts_cut=0)) == "x: 1 rows, accuracy 1.0000"
 
 
+@pytest.mark.slow
 def test_an_original_arch_classifier_exports_to_transformers(tmp_path, cache_dir, files,
                                                              workdir):
   import torch

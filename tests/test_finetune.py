@@ -396,6 +396,7 @@ def test_encoder_params_come_from_the_checkpoint(workdir):
   assert not np.array_equal(leaf(encoder), leaf(fresh))  # three steps moved it from init
 
 
+@pytest.mark.slow
 def test_fine_tuning_evaluation_and_export_read_params_without_an_optimizer(workdir, tmp_path,
                                                                          monkeypatch):
   def refuse(*args, **kwargs):
@@ -413,6 +414,7 @@ def test_fine_tuning_evaluation_and_export_read_params_without_an_optimizer(work
   assert result["checkpoint_step"] == 3
 
 
+@pytest.mark.slow
 def test_classification_and_regression_heads_on_the_original_arch():
   # The crammed arch's heads run on the real checkpoint in the GLUE test below.
   model_config = ModelConfig(arch="original", vocab_size=64, num_layers=1, hidden_size=16,
@@ -477,6 +479,7 @@ def test_pretrained_only_when_baselines_are_off(workdir, capsys):
   assert header[-1] == "| task | metric | pretrained |"
 
 
+@pytest.mark.slow
 def test_mean_pooling_averages_the_unpadded_outputs(workdir):
   config, encoder, _ = _pretrained(workdir)
   model_config = ModelConfig.from_dict(config.model)
@@ -499,6 +502,7 @@ def test_mean_pooling_averages_the_unpadded_outputs(workdir):
   np.testing.assert_allclose(alone[0], logits[1], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_glue_protocol_runs_single_pair_and_regression_tasks(workdir, glue_dir):
   # 6 train rows, batch 2, 1 epoch: 3 steps per fine-tune; 2 seeds to exercise the median.
   cfg = _quick_cfg(task=f"glue:{glue_dir}:sst2,mrpc,stsb", batch_size=2, seeds=2,
@@ -540,6 +544,7 @@ def test_cli_reports_a_missing_glue_directory(workdir, tmp_path):
       f"error: GLUE directory {tmp_path}/absent does not exist")
 
 
+@pytest.mark.slow
 def test_training_ends_with_the_table_once_per_checkpoint(tmp_path):
   workdir = str(tmp_path / "run")
   args = ["--config=configs/tiny.py", "--config.finetune.after_training=true",
@@ -590,6 +595,7 @@ def test_train_sizes_and_the_minimum_step_rule():
   assert finetune.epochs_for(_quick_cfg(epochs=2, min_steps=0, batch_size=16), 10) == 2
 
 
+@pytest.mark.slow
 def test_label_budget_curve_rows_table_json_and_plot(workdir, capsys):
   workdir = shutil.copytree(workdir, os.path.join(os.path.dirname(workdir), "curve"))
   # Batch 2 and at least 6 steps: 6 examples get 2 epochs, 12 examples the 1 of finetune.epochs.
@@ -631,6 +637,7 @@ def test_layer_lr_decay_scales_each_layer_by_its_depth():
   assert factor(enc["final_norm"]) == factor(scaled["head"]) == 1.0
 
 
+@pytest.mark.slow
 def test_layer_lr_decay_moves_the_lower_layers_less(workdir):
   config, encoder, _ = _pretrained(workdir)
   model = classifier.Classifier(ModelConfig.from_dict(config.model.to_dict()), 2)
@@ -651,6 +658,7 @@ def test_layer_lr_decay_moves_the_lower_layers_less(workdir):
   assert decayed["layer_0"] < 0.3 * full["layer_0"]
 
 
+@pytest.mark.slow
 def test_augmented_copies_train_every_model_of_the_table(workdir, capsys):
   workdir = shutil.copytree(workdir, os.path.join(os.path.dirname(workdir), "augmented"))
   result = compare.run(workdir, _quick_cfg(task="spam", max_train_examples=6, batch_size=2,
@@ -663,6 +671,7 @@ def test_augmented_copies_train_every_model_of_the_table(workdir, capsys):
                                     name="spam-bad"))
 
 
+@pytest.mark.slow
 def test_reinit_layers_starts_the_top_layers_afresh():
   cfg = tiny.get_config().finetune
   mc = ModelConfig(vocab_size=64, num_layers=3, hidden_size=16, num_heads=2, ffn_size=32,

@@ -7,6 +7,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from conftest import ROOT
 from jaxbert.pretrain import evaluate, loop
@@ -131,6 +132,7 @@ def test_speedrun_harness_end_to_end(tmp_path):
     assert [a["name"] for a in json.load(f)["arms"]] == ["base"]
 
 
+@pytest.mark.slow
 def test_evaluating_a_checkpoint_repeats_the_runs_record(tmp_path):
   """--mode=evaluate on a finished run writes the record the run wrote for its last step, where
   it stood included; with schedule-free AdamW both score the average, not the trained params."""

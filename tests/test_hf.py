@@ -361,6 +361,7 @@ print(json.dumps(dict(accuracy=float((hits * w).sum() / w.sum()),
 """
 
 
+@pytest.mark.slow
 @needs_torch
 def test_a_crammed_run_fills_masks_in_transformers_as_in_jaxbert(tmp_path):
   """A tiny crammed run, exported with run.py, loaded in another Python process through
@@ -407,6 +408,7 @@ def test_export_refuses_a_directory_of_other_files(tmp_path):
   assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.slow
 @needs_torch
 def test_an_imported_pooler_starts_cls_fine_tuning_as_transformers_pools(hf_dir, tmp_path):
   """BERT's pooler survives --mode=import: a [CLS]-pooled classifier fine-tuned from the imported
@@ -465,3 +467,11 @@ def test_an_imported_pooler_starts_cls_fine_tuning_as_transformers_pools(hf_dir,
   for ours in (Classifier.load(workdir).embed(texts),
                Encoder.load(workdir, pooling="first").embed(texts)):
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
+  # Exported again, the pooler goes with it: BertModel loads BERT's, not a fresh one. (The
+  # export numbers the vocabulary as the workdir does: its own tokenizer encodes the texts.)
+  out = str(tmp_path / "exported")
+  hf.export(workdir, out)
+  ours = transformers.AutoTokenizer.from_pretrained(out)(texts, padding=True, return_tensors="pt")
+  with torch.no_grad():
+    again = transformers.BertModel.from_pretrained(out).eval()(**ours).pooler_output.numpy()
+  np.testing.assert_allclose(again, theirs, rtol=0, atol=1e-5)

@@ -54,6 +54,7 @@ def originals(bs):
   return out
 
 
+@pytest.mark.slow
 def test_shuffle_is_a_permutation_per_epoch_and_repeatable(sharded):
   rows = sharded.train
   n = len(rows)

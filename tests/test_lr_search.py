@@ -54,6 +54,7 @@ def _config(values="1e-3,2e-2"):
   return config
 
 
+@pytest.mark.slow
 def test_search_runs_each_value_then_reads_them_back(tmp_path, capsys, monkeypatch):
   workdir = str(tmp_path / "search")
   content = lr_search.search(_config(), workdir)
@@ -104,6 +105,7 @@ def test_a_search_on_task_text_alone_is_refused_before_any_run(tmp_path):
   assert not os.path.exists(tmp_path / "search")
 
 
+@pytest.mark.slow
 def test_run_py_refuses_a_bad_setting_before_any_run(tmp_path):
   proc = run_py("--mode=lr_search", "--config=configs/tiny.py",
                 "--config.lr_search.budget_minutes=0", f"--workdir={tmp_path / 'search'}",

@@ -52,6 +52,7 @@ def test_shapes_and_dtypes(arch, dtype):
   np.testing.assert_allclose(dense, ref, atol=0.05 if dtype == "bfloat16" else 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["crammed", "original"])
 def test_sparse_head_matches_dense(arch):
   cfg = tiny(arch)
@@ -205,6 +206,11 @@ def test_flops_per_token():
   assert flops_per_token(cfg, K) == expected
   # Every position predicted: every layer runs in full, and so does the head.
   assert flops_per_token(cfg, L) == full + 6 * H * V * (L - K) / L
+  # Rows shorter than max_len (data.seq_len 64 of 128): attention spans 64 keys, and K of 64
+  # positions run the last layer and the head.
+  short = 6 * (15 * layer + 2 * H * H + (layer - 2 * H * H) * K / 64) + 12 * H * (15 * 64 + K) \
+      + 6 * H * V * K / 64
+  assert flops_per_token(cfg, K, 64) == short
 
 
 def test_init_stds_and_position_scale_options():

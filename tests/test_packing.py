@@ -267,6 +267,7 @@ def test_stream_rows_and_batches_are_unchanged(stream, sentences):
     assert (b["weights"].sum(1) == masking.num_masked(0.25, SEQ_LEN)).all()
 
 
+@pytest.mark.slow
 def test_the_loss_ignores_what_stands_at_pads(sentences):
   import jax
   import jax.numpy as jnp

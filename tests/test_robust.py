@@ -33,6 +33,7 @@ def _damage(step_dir):
   os.truncate(biggest, os.path.getsize(biggest) // 3)
 
 
+@pytest.mark.slow
 def test_a_held_workdir_is_refused_and_a_dead_holder_does_not_block(tmp_path):
   workdir = str(tmp_path / "run")
   with workdir_lib.Lock(workdir):
@@ -65,6 +66,7 @@ def _step_bound(max_steps):
   return config
 
 
+@pytest.mark.slow
 def test_damaged_latest_step_is_moved_aside_and_the_run_resumes_from_the_one_before(
     tmp_path, capsys):
   unbroken, broken = str(tmp_path / "unbroken"), str(tmp_path / "broken")
@@ -83,6 +85,7 @@ def test_damaged_latest_step_is_moved_aside_and_the_run_resumes_from_the_one_bef
   assert checkpoint.Checkpoints(broken).steps() == [4, 5, 6]
 
 
+@pytest.mark.slow
 def test_no_restorable_step_is_an_error_that_moves_nothing(tmp_path):
   workdir = str(tmp_path / "run")
   config = tiny.get_config()
@@ -112,6 +115,7 @@ def test_no_restorable_step_is_an_error_that_moves_nothing(tmp_path):
   assert sorted(os.listdir(ckpt_dir)) == ["2", "3"]  # a reader moves nothing
 
 
+@pytest.mark.slow
 def test_same_seed_same_losses_other_seed_other_losses(tmp_path):
   procs = [subprocess.Popen([sys.executable, "run.py", "--config=configs/tiny.py",
                             f"--workdir={tmp_path / name}"], cwd=ROOT, stdout=subprocess.DEVNULL)
@@ -241,6 +245,7 @@ def _skip_config(max_steps=8):
   return config
 
 
+@pytest.mark.slow
 def test_non_finite_loss_rolls_back_and_skips_the_batch_under_the_option(tmp_path, monkeypatch,
                                                                         capsys):
   clean, skipped = str(tmp_path / "clean"), str(tmp_path / "skipped")

@@ -87,6 +87,7 @@ def test_killed_run_resumes_exactly(tmp_path):
   assert eval_got["mlm_loss"] == eval_want["mlm_loss"]
 
 
+@pytest.mark.slow
 def test_evaluate_command_on_saved_checkpoint(tmp_path):
   workdir = str(tmp_path / "run")
   run_py("--config=configs/tiny.py", f"--workdir={workdir}")
@@ -98,6 +99,7 @@ def test_evaluate_command_on_saved_checkpoint(tmp_path):
   assert bad.returncode != 0 and "99" in bad.stderr
 
 
+@pytest.mark.slow
 def test_day_config_runs_two_steps_with_size_overrides(tmp_path):
   out = run_py("--config=configs/day.py", f"--workdir={tmp_path / 'day'}",
                "--config.model.num_layers=1", "--config.model.hidden_size=32",
@@ -144,6 +146,7 @@ def test_unknown_config_key_is_an_error_naming_it(tmp_path):
   assert not os.path.exists(tmp_path / "config.json")
 
 
+@pytest.mark.slow
 def test_incompatible_workdir_is_refused_naming_keys(tmp_path):
   workdir = str(tmp_path / "run")
   loop.train_and_evaluate(tiny.get_config(), workdir)
@@ -166,6 +169,7 @@ def test_incompatible_workdir_is_refused_naming_keys(tmp_path):
       f"error: {workdir} holds a checkpoint of another run: model.arch differs")
 
 
+@pytest.mark.slow
 def test_accumulating_micro_batches_equals_one_big_batch():
   config = tiny.get_config()
   config.optim.name = "sgd"  # linear in the gradient: Adam's g/|g| would amplify rounding noise
@@ -186,6 +190,7 @@ def test_accumulating_micro_batches_equals_one_big_batch():
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_sgd_with_nesterov_momentum_trains():
   """The momentum path: the MLM loss on a batch falls under repeated SGD steps, faster with
   momentum than without, and Nesterov's differs from heavy-ball's."""
@@ -229,6 +234,7 @@ def test_batch_ramp_is_linear_in_progress_with_few_shapes():
     assert target - step_lib.accumulation(t, x) <= max(np.diff(levels)) + 1e-9
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_the_run_naming_the_step(tmp_path):
   proc = run_py("--config=configs/tiny.py", "--config.optim.peak_lr=1e30",
                 "--config.train.max_steps=6", f"--workdir={tmp_path / 'run'}", check=False)
@@ -239,6 +245,7 @@ def test_non_finite_loss_stops_the_run_naming_the_step(tmp_path):
   assert not checkpoint.has_checkpoint(str(tmp_path / "run"))  # no NaN params were saved
 
 
+@pytest.mark.slow
 def test_rerunning_a_finished_run_repeats_no_work(tmp_path):
   workdir = str(tmp_path / "run")
   first = loop.train_and_evaluate(tiny.get_config(), workdir)
@@ -331,6 +338,7 @@ def test_a_rerun_reads_its_compiled_steps_from_the_cache(tmp_path):
   assert "Persistent compilation cache hit for 'jit_step'" in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_budget_that_would_repeat_the_corpus_too_often_stops_early(tmp_path):
   """A budget-bound run that would read its rows more than data.max_epochs times stops at its
   second train line with one line that says how many times and how to go on; 0 lifts the limit."""

@@ -5,7 +5,8 @@ uses once checked.
   checks.py    FIELDS: each field's allowed values; check, check_field, finetune_max_len;
                ConfigError, which every refused setting raises
   resolved.py  resolve: a config checked and filled in for this machine (compute_dtype)
-  keys.py      STORE_FIELDS, RUN_KEYS: the fields a token store and a checkpoint depend on
+  keys.py      STORE_FIELDS, RUN_KEYS: the fields a token store and a checkpoint depend on;
+               dotted: a field of a config saved as a plain dict
 
 configs/*.py return this tree with their own overrides; `python run.py --config=FILE
 --config.KEY=VALUE` overrides single fields, and an unknown key is an error. Everything is
@@ -16,11 +17,11 @@ from jaxbert.config.checks import (COUNT, DTYPES, FIELDS, FRACTION, NON_NEGATIVE
                                    OPTIONAL_COUNT, POSITIVE, RATE, ConfigError, OneOf, ParsedBy,
                                    Range, check, check_field, finetune_max_len)
 from jaxbert.config.defaults import default
-from jaxbert.config.keys import RUN_KEYS, STORE_FIELDS
+from jaxbert.config.keys import RUN_KEYS, STORE_FIELDS, dotted
 from jaxbert.config.resolved import compute_dtype, resolve
 
 __all__ = [
     "COUNT", "DTYPES", "FIELDS", "FRACTION", "NON_NEGATIVE", "ON_NONFINITE", "OPTIONAL_COUNT",
     "POSITIVE", "RATE", "RUN_KEYS", "STORE_FIELDS", "ConfigError", "OneOf", "ParsedBy", "Range",
-    "check", "check_field", "compute_dtype", "default", "finetune_max_len", "resolve",
+    "check", "check_field", "compute_dtype", "default", "dotted", "finetune_max_len", "resolve",
 ]

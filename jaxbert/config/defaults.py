@@ -52,9 +52,10 @@ def default() -> ml_collections.ConfigDict:
   d.weights = ml_collections.FieldReference("", field_type=object)
   d.seq_len = 128  # tokens per packed row
   d.lowercase = True  # tokenizer lowercases and strips accents
-  # NLTK punkt: one sentence per line in the cleaned text. Off: the BERT pre-tokenizer reads a
-  # newline as a space, so it changes no token of a WordPiece store and costs half a build; it
-  # matters only to a given tokenizer that keeps newlines (data.tokenizer).
+  # NLTK's Punkt, with the tables jaxbert ships (data/punkt/): one sentence per line in the
+  # cleaned text. Off: the BERT pre-tokenizer reads a newline as a space, so it changes no token
+  # of a WordPiece store and costs half a build; it matters only to a given tokenizer that keeps
+  # newlines (data.tokenizer).
   d.split_sentences = False
   d.remove_stopwords = False  # drop English stopwords before tokenizing (hurts MLM; to measure)
   d.remove_punctuation = False  # drop punctuation before tokenizing (hurts MLM; for measurement)

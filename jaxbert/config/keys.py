@@ -15,3 +15,11 @@ STORE_FIELDS = ("sources", "weights", "seq_len", "lowercase", "split_sentences",
 RUN_KEYS = ("model.arch", "model.vocab_size", "model.num_layers", "model.hidden_size",
             "model.num_heads", "model.ffn_size", "model.max_len", "optim.name",
             *(f"data.{f}" for f in STORE_FIELDS if f != "tokenizer"), "data.order")
+
+
+def dotted(d: dict, key: str):
+  """d["a"]["b"] for key "a.b" of a config saved as a plain dict (config.json); None where a
+  part is missing, as it is for a field added to jaxbert after that config was written."""
+  for part in key.split("."):
+    d = d.get(part) if isinstance(d, dict) else None
+  return d

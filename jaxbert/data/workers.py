@@ -18,8 +18,8 @@ POOL_AFTER_CHARS = 4 << 20  # worker processes start only for corpora larger tha
 _worker = {}  # per worker process: what its initializer loaded
 
 
-def init_cleaner(cache: str) -> None:
-  text.ensure_punkt(cache)
+def init_cleaner() -> None:
+  text.sentence_splitter()  # read the tables once per worker, before the first batch
 
 
 def clean_batch(docs: list[str], options: dict) -> list[str]:

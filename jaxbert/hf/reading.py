@@ -15,7 +15,6 @@ import safetensors.numpy
 from tokenizers import Tokenizer
 
 from jaxbert import config as config_lib
-from jaxbert import workdir as workdir_lib
 from jaxbert.config import ConfigError
 from jaxbert.data import tokenizer as tokenizer_lib
 from jaxbert.model import ModelConfig, count_params

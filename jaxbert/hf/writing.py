@@ -8,20 +8,21 @@ import numpy as np
 import safetensors.numpy
 from tokenizers import Tokenizer, processors
 
+from jaxbert import files
 from jaxbert.config import ConfigError
 from jaxbert.model import ModelConfig, count_params
 from jaxbert.tasks import saved
 
 from . import card
-from .names import CRAMMED_TYPE, SPECIAL_TOKENS, crammed_map, flatten, name_map
+from .names import CRAMMED_TYPE, SPECIAL_TOKENS, crammed_map, flatten, name_map, pooler_map
 
 
 def write_safetensors(path: str, tensors: dict[str, np.ndarray], metadata: dict | None = None):
   """Written aside and renamed, so an interrupted export leaves no half file under the name."""
   metadata = {k: str(v) for k, v in (metadata or {}).items()}
-  safetensors.numpy.save_file({k: np.asarray(v, order="C") for k, v in tensors.items()},
-                              path + ".tmp", metadata=metadata)
-  os.replace(path + ".tmp", path)
+  with files.replacing(path) as tmp:
+    safetensors.numpy.save_file({k: np.asarray(v, order="C") for k, v in tensors.items()}, tmp,
+                                metadata=metadata)
 
 
 def crammed_tensors(config: ModelConfig, flat: dict) -> dict:
@@ -100,9 +101,16 @@ def _tokenizer_files(tok: Tokenizer, out: str, lowercase: bool, max_len: int):
                "model_max_length": max_len, **special}, f, indent=2)
 
 
+def _named(rows, flat: dict) -> dict:
+  """transformers' tensors of jaxbert's flat params, by a names.py map."""
+  return {hf: (flat[path].T if transpose else flat[path]) for hf, path, transpose in rows}
+
+
 def export_params(config: ModelConfig, params, tok: Tokenizer, out: str, *,
-                  lowercase: bool = True):
-  """Writes params of `config` and the tokenizer to `out` (created) as described up top."""
+                  lowercase: bool = True, pooler: dict | None = None):
+  """Writes params of `config` and the tokenizer to `out` (created) as described up top; with
+  `pooler` (an imported BERT's, original arch), its pooler too, which BertForMaskedLM skips and
+  BertModel and BertForSequenceClassification load, as from the checkpoint it came from."""
   os.makedirs(out, exist_ok=True)
   flat = {k: np.asarray(v, np.float32) for k, v in flatten(params).items()}
   if config.arch == "crammed":
@@ -111,10 +119,11 @@ def export_params(config: ModelConfig, params, tok: Tokenizer, out: str, *,
     spec = crammed_config(config, "JaxbertCrammedForMaskedLM")
     _copy_modeling_code(out)
   else:
-    tensors = {hf: (flat[path].T if transpose else flat[path])
-               for hf, path, transpose in name_map(config.num_layers)}
+    tensors = _named(name_map(config.num_layers), flat)
     tensors["bert.embeddings.token_type_embeddings.weight"] = np.zeros(
         (2, config.hidden_size), np.float32)
+    if pooler is not None:
+      tensors.update(_named(pooler_map(), {f"pooler/{k}": v for k, v in pooler.items()}))
     write_safetensors(os.path.join(out, "model.safetensors"), tensors, {"format": "pt"})
     spec = hf_config(config)
   with open(os.path.join(out, "config.json"), "w") as f:
@@ -133,8 +142,9 @@ def export(workdir: str, out: str, step: int | None = None) -> str:
                             "export with its checkpoint")
   model_config = saved.model
   _check_empty(out)
+  pooler = workdir_lib.pooler(workdir) if model_config.arch == "original" else None
   export_params(model_config, saved.params, Tokenizer.from_file(tok_path), out,
-                lowercase=saved.config.data.lowercase)
+                lowercase=saved.config.data.lowercase, pooler=pooler)
   card.write(out, card.encoder(workdir, out, saved.step, saved.meta, count_params(saved.params)))
   loads = ("transformers' BertForMaskedLM and AutoTokenizer" if model_config.arch == "original"
            else "transformers' AutoModelForMaskedLM, AutoModel or "
@@ -163,14 +173,11 @@ def export_classifier(directory: str, out: str) -> str:
             "classifier_pooling": meta["pooling"]}
     _copy_modeling_code(out)
   else:
-    tensors = {hf: (flat[path].T if transpose else flat[path])
-               for hf, path, transpose in name_map(config.num_layers)
-               if path.startswith("encoder/")}
+    tensors = _named([r for r in name_map(config.num_layers) if r[1].startswith("encoder/")],
+                     flat)
     tensors["bert.embeddings.token_type_embeddings.weight"] = np.zeros(
         (2, config.hidden_size), np.float32)
-    tensors.update({"bert.pooler.dense.weight": flat["pooler/kernel"].T,
-                    "bert.pooler.dense.bias": flat["pooler/bias"],
-                    "classifier.weight": flat["head/kernel"].T,
+    tensors.update({**_named(pooler_map(), flat), "classifier.weight": flat["head/kernel"].T,
                     "classifier.bias": flat["head/bias"]})
     spec = {**hf_config(config), "architectures": ["BertForSequenceClassification"]}
   write_safetensors(os.path.join(out, "model.safetensors"), tensors, {"format": "pt"})

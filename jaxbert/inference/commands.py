@@ -17,7 +17,7 @@ import tempfile
 
 import numpy as np
 
-from jaxbert import progress
+from jaxbert import files, progress
 from jaxbert.config import ConfigError
 from jaxbert.tasks import saved, scores
 
@@ -52,17 +52,9 @@ def _output(path: str | None, overwrite: bool, binary: bool = False):
     yield sys.stdout
     sys.stdout.flush()
     return
-  directory = _check_output(path, overwrite)
-  fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
-  try:
-    with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
-      yield f
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-  except BaseException:
-    with contextlib.suppress(FileNotFoundError):
-      os.remove(tmp)
-    raise
+  _check_output(path, overwrite)
+  with files.opened(path, binary) as f:
+    yield f
 
 
 def _report_cut(cut: int, total: int, max_len: int):

@@ -24,7 +24,7 @@ import jax
 import numpy as np
 from tokenizers import Tokenizer
 
-from jaxbert import cpu
+from jaxbert import cpu, files
 from jaxbert import workdir as workdir_lib
 from jaxbert.config import ConfigError, compute_dtype
 from jaxbert.model import ModelConfig
@@ -107,12 +107,9 @@ class Runner:
       rows = min(rows, batch_rows(self._bucket(lengths[order[min(start + rows, n) - 1]])))
       rows = next((r for r in SMALL_ROWS if r >= n - start and r < rows), rows)
       index = order[start:start + rows]
-      width = self._bucket(lengths[index].max())
-      t = np.zeros((rows, width), np.int32)
-      m = np.zeros((rows, width), np.int32)
-      t[:len(index)], m[:len(index)] = tokens[index, :width], mask[index, :width]
-      m[len(index):, 0] = 1  # an all-masked padding row would make attention divide by zero
-      out = np.asarray(fn(self.params, t, m), np.float32)[:len(index)]
+      take, width = classifier_lib.padded_index(index, rows), self._bucket(lengths[index].max())
+      out = np.asarray(fn(self.params, tokens[take, :width], mask[take, :width]),
+                       np.float32)[:len(index)]
       if results is None:
         results = np.empty((len(order), *out.shape[1:]), np.float32)
       results[index] = out
@@ -281,7 +278,7 @@ def _check_matches(workdir: str, directory: str, meta: dict):
   """Refuses a classifier whose workdir has since changed tokenizer or model: its ids and
   weights would still run, but the workdir would no longer say what it is."""
   own = os.path.join(workdir, "tokenizer.json")
-  if os.path.exists(own) and saved.sha256(own) != meta["tokenizer_sha256"]:
+  if os.path.exists(own) and files.sha256(own) != meta["tokenizer_sha256"]:
     raise ConfigError(f"{directory} was fine-tuned with another tokenizer than {own}: the workdir "
                       "was trained again since; fine-tune it again, or load the directory itself")
   config_path = os.path.join(workdir, "config.json")

@@ -10,15 +10,13 @@ the real init, step.accumulation, microbatch.choose, XLA's memory analysis, the 
 """
 
 import itertools
-import json
 import os
-import tempfile
 import time
 
 import jax
 import ml_collections
 
-from jaxbert import checkpoint, masking
+from jaxbert import checkpoint, files, masking
 from jaxbert import config as config_lib
 from jaxbert import workdir as workdir_lib
 from jaxbert.data.text import resolve_cache
@@ -55,7 +53,7 @@ def plan(config: ml_collections.ConfigDict, workdir: str, device: str | None = N
   abstract_state, _, batch_sharding = layout
   store, corpus = _corpus(config, workdir)
   predicted = masking.num_masked(config.data.mask_rate, config.data.seq_len)
-  per_token = flops_per_token(model.config, predicted)
+  per_token = flops_per_token(model.config, predicted, config.data.seq_len)
   train_step = step_lib.make_train_step(model, tx, config, layout[1:])
   chosen = measure.choose(train_step, config, abstract_state, batch_sharding)
   memory, speed = _measure(train_step, config, store, init, layout, chosen, per_token,
@@ -210,15 +208,4 @@ def _machine() -> dict:
 def _write(workdir: str, result: dict):
   """WORKDIR/plan.json, written aside and renamed: a reader never sees half of it."""
   os.makedirs(workdir, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=workdir, prefix=".plan-", suffix=".tmp")
-  try:
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; plan.json is an ordinary file
-    with os.fdopen(fd, "w") as f:
-      json.dump(result, f, indent=2, sort_keys=True)
-      f.write("\n")
-    os.replace(tmp, os.path.join(workdir, PLAN_FILE))
-  except BaseException:
-    os.unlink(tmp)
-    raise
+  files.write_json(os.path.join(workdir, PLAN_FILE), result, sort_keys=True)

@@ -7,7 +7,6 @@ coordinates them) and all take every decision together (parallel.agree).
 """
 
 import collections
-import contextlib
 import os
 import sys
 import time
@@ -16,7 +15,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxbert import checkpoint, masking, optim, progress
+from jaxbert import masking, optim, progress
 from jaxbert import config as config_lib
 from jaxbert import workdir as workdir_lib
 from jaxbert.data import loader
@@ -46,35 +45,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   params and its tokenizer (continued pretraining); a workdir with a checkpoint resumes from it.
   """
   config = config_lib.resolve(config)
-  source = None  # continued pretraining: where the params of step 0 come from
-  if checkpoint.has_checkpoint(workdir):  # resumed: init_from was read when the run started
-    if config.train.micro_batch == 0:  # the data position counts micro-batches: keep their size
-      config.train.micro_batch = workdir_lib.read_config(workdir).train.micro_batch
-    workdir_lib.check_compatible(workdir, config)
-  elif config.init_from:
-    source = state_lib.source(config)
   model, tx, init = build(config)  # before anything is written: a bad setting leaves no trace
-
-  # Preparing the token store is cached and shared across runs, so it is off the clock; it comes
-  # before the workdir is touched, so bad data leaves nothing behind. With several processes, the
-  # first builds it and the others then find it in the shared cache.
-  store_config = config
-  if source is not None and not config.data.tokenizer:
-    # Encoded with the source's tokenizer, which the workdir then keeps as its own; config.json
-    # keeps data.tokenizer "" (the workdir's own), so a resumed run needs init_from no more.
-    store_config = ml_collections.ConfigDict(config.to_dict())
-    store_config.data.tokenizer = source.tokenizer
-  if jax.process_index() == 0:
-    store = workdir_lib.token_store(store_config, workdir)
-  parallel.barrier("token store")
-  if jax.process_index() > 0:
-    store = workdir_lib.token_store(store_config, workdir)
-  # The lock creates the workdir and refuses a second run (the first process of a multi-process
-  # run takes it); checkpoints are closed however we exit.
-  primary = jax.process_index() == 0
-  lock = workdir_lib.Lock(workdir) if primary else contextlib.nullcontext()
-  with lock, checkpoint.Checkpoints(workdir, config.train.keep) as ckpts:
-    return _train(config, workdir, ckpts, model, tx, init, store, source)
+  with workdir_lib.open_for_training(config, workdir) as run:
+    return _train(run, model, tx, init)
 
 
 def layout(config, init, mesh):
@@ -85,11 +58,11 @@ def layout(config, init, mesh):
           parallel.batch_sharding(mesh))
 
 
-def _train(config, workdir, ckpts, model, tx, init, store, source=None) -> dict:
+def _train(run: workdir_lib.Training, model, tx, init) -> dict:
   events.load()  # off the clock, like preparing data: it is import time, not training
   clock = time.monotonic()  # compiling to choose the micro-batch counts against the budget
-  primary = jax.process_index() == 0
-  workdir_lib.check_tokenizer(workdir, store.tokenizer_path, claim=primary)
+  config, workdir, ckpts, store, source, primary = (
+      run.config, run.workdir, run.checkpoints, run.store, run.source, run.primary)
   tc = config.train
   mesh = parallel.make_mesh()
   if tc.micro_batch % mesh.size:
@@ -148,7 +121,8 @@ def _train(config, workdir, ckpts, model, tx, init, store, source=None) -> dict:
   done = lambda s, e: e >= budget_s or s >= end
   rollback = Rollback(tc, ckpts.latest_step)
   speed = progress.Speed(
-      flops_per_token(model.config, masking.num_masked(config.data.mask_rate, config.data.seq_len)),
+      flops_per_token(model.config, masking.num_masked(config.data.mask_rate, config.data.seq_len),
+                      config.data.seq_len),
       progress.peak_flops(jax.local_devices()[0].device_kind, config.model.dtype,
                           tc.peak_tflops), tokens)
   # Held-out points on the way (config.eval.every_*): built once, so each point costs only the

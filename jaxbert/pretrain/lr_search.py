@@ -18,13 +18,13 @@ train mode's). Another budget_minutes wants another WORKDIR: a finished run give
 trains on, its schedule stretched mid-way, like any resumed workdir.
 """
 
-import json
 import math
 import os
 
 import jax
 import ml_collections
 
+from jaxbert import files, plots
 from jaxbert.config import ConfigError
 from jaxbert.data import sources
 from jaxbert.workdir import metrics as metrics_log
@@ -116,39 +116,24 @@ def summary(config: ml_collections.ConfigDict, rows: list[dict]) -> dict:
           "override": None if top is None else override(top)}
 
 
-def write_json(path: str, content: dict):
-  with open(path + ".tmp", "w") as f:
-    json.dump(content, f, indent=2)
-    f.write("\n")
-  os.replace(path + ".tmp", path)
-
-
 def plot(rows: list[dict], path: str):
   """Held-out MLM loss and accuracy against the peak rate (log scale), the best marked."""
-  import matplotlib  # imported late: a second or more, and only this needs it
-
-  matplotlib.use("Agg")  # files only: no display, whatever the machine has
-  from matplotlib import pyplot as plt
-
   scored = [r for r in rows if r.get("mlm_loss") is not None]
   top = best(rows)
-  fig, (loss, acc) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-  for ax, key, label in ((loss, "mlm_loss", "held-out MLM loss"),
-                         (acc, "mlm_accuracy", "held-out MLM accuracy")):
-    ax.plot([r["peak_lr"] for r in scored], [r[key] for r in scored], "o-")
-    if top is not None:
-      ax.plot([top["peak_lr"]], [top[key]], "*", ms=14, label=f"best: {top['value']}")
-      ax.legend(fontsize=8)
-    ax.set(xscale="log", xlabel="optim.peak_lr", ylabel=label)
-  if scored and "unigram_loss" in scored[0]:  # the same for every run: one token store
-    loss.axhline(scored[0]["unigram_loss"], color="gray", ls=":", label="unigram baseline")
-    loss.legend(fontsize=8)
-  diverged = [r["value"] for r in rows if r.get("mlm_loss") is None]
-  if diverged:
-    fig.suptitle(f"diverged: {', '.join(diverged)}", fontsize=9)
-  fig.savefig(path + ".tmp.png", dpi=80)
-  plt.close(fig)
-  os.replace(path + ".tmp.png", path)
+  with plots.figure(path, 1, 2, figsize=(10, 4)) as (fig, (loss, acc)):
+    for ax, key, label in ((loss, "mlm_loss", "held-out MLM loss"),
+                           (acc, "mlm_accuracy", "held-out MLM accuracy")):
+      ax.plot([r["peak_lr"] for r in scored], [r[key] for r in scored], "o-")
+      if top is not None:
+        ax.plot([top["peak_lr"]], [top[key]], "*", ms=14, label=f"best: {top['value']}")
+        ax.legend(fontsize=8)
+      ax.set(xscale="log", xlabel="optim.peak_lr", ylabel=label)
+    if scored and "unigram_loss" in scored[0]:  # the same for every run: one token store
+      loss.axhline(scored[0]["unigram_loss"], color="gray", ls=":", label="unigram baseline")
+      loss.legend(fontsize=8)
+    diverged = [r["value"] for r in rows if r.get("mlm_loss") is None]
+    if diverged:
+      fig.suptitle(f"diverged: {', '.join(diverged)}", fontsize=9)
 
 
 def search(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -183,7 +168,7 @@ def search(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return {}
   content = summary(config, rows)
   os.makedirs(workdir, exist_ok=True)  # there already, unless every run failed before starting
-  write_json(os.path.join(workdir, "lr_search.json"), content)
+  files.write_json(os.path.join(workdir, "lr_search.json"), content)
   plot(rows, os.path.join(workdir, "lr_search.png"))
   top = best(rows)
   print(table(rows, top), flush=True)

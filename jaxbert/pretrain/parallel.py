@@ -75,11 +75,6 @@ def agree(elapsed_s: float, stop: bool) -> tuple[float, bool]:
   return float(values[0, 0]), bool(values[:, 1].max())
 
 
-def barrier(name: str):
-  if jax.process_count() > 1:
-    multihost_utils.sync_global_devices(name)
-
-
 def gather(tree):
   """Host copies of (possibly sharded) global arrays, whole, on every process."""
   if jax.process_count() == 1:

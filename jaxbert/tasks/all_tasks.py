@@ -10,7 +10,7 @@ import jax
 import numpy as np
 
 from jaxbert import config as config_lib
-from jaxbert import cpu
+from jaxbert import cpu, files
 from jaxbert import workdir as workdir_lib
 from jaxbert.config import ConfigError
 from jaxbert.data import labelled
@@ -79,7 +79,7 @@ def _meta(task, cfg, pretrained, max_len: int, tokenizer_path: str) -> dict:
               text_column=cfg.text_column, text_b_column=cfg.text_b_column if task.pair else "",
               model=saved.model_fields(pretrained.model), checkpoint_step=pretrained.step,
               lowercase=bool(pretrained.config.data.lowercase),
-              tokenizer_sha256=saved.sha256(tokenizer_path), finetune=saved.settings_of(cfg))
+              tokenizer_sha256=files.sha256(tokenizer_path), finetune=saved.settings_of(cfg))
 
 
 def _save(workdir: str, name: str, meta: dict, kept: Kept, tokenizer_path: str) -> str:

@@ -83,3 +83,10 @@ def encode(tokenizer, text_a, max_len: int, text_b=None):
       cut += (ka, kb) != (len(a.ids), len(b.ids))
     tokens[i, : len(ids)], mask[i, : len(ids)] = ids, 1
   return tokens, mask, cut
+
+
+def padded_index(index: np.ndarray, rows: int) -> np.ndarray:
+  """`index` [n <= rows] filled up to `rows` by repeating its last entry: the rows of a batch of
+  fixed shape, so that it compiles once, whose filler rows are real ones (a row of padding alone
+  would make attention divide by zero); keep the first n results."""
+  return np.asarray(index)[np.minimum(np.arange(rows), len(index) - 1)]

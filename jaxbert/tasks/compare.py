@@ -16,7 +16,7 @@ import os
 
 import ml_collections
 
-from jaxbert import checkpoint
+from jaxbert import checkpoint, files
 from jaxbert import config as config_lib
 from jaxbert.config import ConfigError
 from jaxbert.data import labelled
@@ -58,10 +58,7 @@ def run(workdir: str, task_cfg: ml_collections.ConfigDict | None = None) -> dict
     result["curve_png"] = curve.write(workdir, points, dict(
         task=cfg.task, checkpoint_step=result["checkpoint_step"], seeds=cfg.seeds,
         config=result["config"]))
-  path = os.path.join(workdir, "finetune.json")
-  with open(path + ".tmp", "w") as f:
-    json.dump(result, f, indent=2)
-  os.replace(path + ".tmp", path)
+  files.write_json(os.path.join(workdir, "finetune.json"), result)
   _print(result)
   return result
 
@@ -125,9 +122,7 @@ def glue(workdir: str, task_cfg: ml_collections.ConfigDict | None = None) -> dic
       ""])
   out = os.path.join(workdir, "finetune")
   os.makedirs(out, exist_ok=True)
-  with open(os.path.join(out, "glue.md"), "w") as f:
-    f.write(md)
-  with open(os.path.join(out, "glue.json"), "w") as f:
-    json.dump(result, f, indent=2)
+  files.write_text(os.path.join(out, "glue.md"), md)
+  files.write_json(os.path.join(out, "glue.json"), result)
   print(md, flush=True)
   return result

@@ -10,11 +10,11 @@ WORKDIR/label_curve.png hold the same. Pretraining is worth most where labels ar
 curve shows where on a user's data it stops paying.
 """
 
-import json
 import os
 
 import numpy as np
 
+from jaxbert import files, plots
 from jaxbert.config import ConfigError
 
 from . import tables
@@ -99,38 +99,26 @@ def table(curve: dict) -> str:
 
 def plot(curve: dict, path: str) -> None:
   """label_curve.png: score against labels (log scale), a line per model, seed min–max shaded."""
-  import matplotlib  # imported late: a second or more, and only this needs it
-
-  matplotlib.use("Agg")  # files only: no display, whatever the machine has
-  from matplotlib import pyplot as plt
-
-  fig, axes = plt.subplots(1, len(curve), figsize=(6 * len(curve), 4.2), squeeze=False,
-                           constrained_layout=True)
-  for ax, (task, ps) in zip(axes[0], curve.items()):
-    xs = [p["train_examples"] for p in ps]
-    for m in tables.MODELS:
-      if not all(m in p for p in ps):
-        continue
-      line, = ax.plot(xs, [p[m] for p in ps], "o-", label=tables.HEADERS[m])
-      if all(p.get(m + "_seeds") for p in ps):
-        ax.fill_between(xs, [min(p[m + "_seeds"]) for p in ps],
-                        [max(p[m + "_seeds"]) for p in ps], color=line.get_color(), alpha=0.15)
-    ax.set_xscale("log")
-    ax.set(xlabel="training labels", ylabel=f"dev {ps[0]['metric']}", title=task)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=80)
-  plt.close(fig)
-  os.replace(tmp, path)
+  size = (6 * len(curve), 4.2)
+  with plots.figure(path, 1, len(curve), figsize=size, squeeze=False) as (fig, axes):
+    for ax, (task, ps) in zip(axes[0], curve.items()):
+      xs = [p["train_examples"] for p in ps]
+      for m in tables.MODELS:
+        if not all(m in p for p in ps):
+          continue
+        line, = ax.plot(xs, [p[m] for p in ps], "o-", label=tables.HEADERS[m])
+        if all(p.get(m + "_seeds") for p in ps):
+          ax.fill_between(xs, [min(p[m + "_seeds"]) for p in ps],
+                          [max(p[m + "_seeds"]) for p in ps], color=line.get_color(), alpha=0.15)
+      ax.set_xscale("log")
+      ax.set(xlabel="training labels", ylabel=f"dev {ps[0]['metric']}", title=task)
+      ax.grid(alpha=0.3)
+      ax.legend(fontsize=8)
 
 
 def write(workdir: str, curve: dict, meta: dict) -> str:
   """WORKDIR/label_curve.json and label_curve.png; returns the png's path."""
-  path = os.path.join(workdir, "label_curve.json")
-  with open(path + ".tmp", "w") as f:
-    json.dump({**meta, "curve": curve}, f, indent=2)
-  os.replace(path + ".tmp", path)
+  files.write_json(os.path.join(workdir, "label_curve.json"), {**meta, "curve": curve})
   png = os.path.join(workdir, "label_curve.png")
   plot(curve, png)
   return png

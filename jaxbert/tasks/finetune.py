@@ -16,6 +16,8 @@ import optax
 
 from jaxbert import optim
 
+from .classifier import padded_index
+
 
 def trainer(model, cfg, num_train: int, regression: bool = False, lr: float | None = None):
   """(batch size, steps per epoch, jitted init, jitted train step, jitted predict) for a task.
@@ -155,10 +157,8 @@ def labels(outputs: np.ndarray) -> np.ndarray:
 def predict_all(predict, params, arrays, batch):
   """predict over (tokens, mask) in batches of `batch` rows, the last padded: one compiled shape."""
   tokens, mask = arrays
-  n = len(tokens)
-  pad = -n % batch  # padded to whole batches: one compiled shape
-  tokens, mask = (np.concatenate([a, np.zeros((pad, a.shape[1]), a.dtype)]) for a in (tokens, mask))
-  mask[n:, 0] = 1  # an all-masked padding row would make attention divide by zero
-  out = [np.asarray(predict(params, tokens[s:s + batch], mask[s:s + batch]))
-         for s in range(0, len(tokens), batch)]
-  return np.concatenate(out)[:n]
+  n, out = len(tokens), []
+  for s in range(0, n, batch):
+    take = padded_index(np.arange(s, min(s + batch, n)), batch)
+    out.append(np.asarray(predict(params, tokens[take], mask[take]))[:min(batch, n - s)])
+  return np.concatenate(out)

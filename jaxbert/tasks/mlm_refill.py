@@ -21,6 +21,7 @@ import numpy as np
 from jaxbert import model as model_lib
 from jaxbert.data.tokenizer import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS
 
+from .classifier import padded_index
 from .copies import changed_words, rng
 
 
@@ -141,8 +142,7 @@ def _draw(lm: MaskedLM, rows: dict) -> np.ndarray:
   total = len(rows["tokens"])
   drawn = []
   for start in range(0, total, size):
-    # The last batch repeats its last row up to the common size, so nothing compiles twice.
-    take = np.minimum(np.arange(start, start + size), total - 1)
+    take = padded_index(np.arange(start, min(start + size, total)), size)
     batch = {k: v[take] for k, v in rows.items()}
     drawn.append(np.asarray(_sample(lm.model, lm.params, batch["tokens"], batch["mask"],
                                     batch["positions"], batch["original"], allowed,

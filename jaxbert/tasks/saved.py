@@ -13,7 +13,6 @@ A directory is written under a temporary name and renamed into place, so an inte
 leaves either the old classifier or the new one, never half of one.
 """
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ import numpy as np
 import safetensors.numpy
 from flax import traverse_util
 
+from jaxbert import files
 from jaxbert.config import ConfigError
 from jaxbert.model import ModelConfig
 
@@ -45,11 +45,6 @@ def names(workdir: str) -> list[str]:
     return []
   return sorted(n for n in os.listdir(root)
                 if os.path.isfile(os.path.join(root, n, "classifier.json")))
-
-
-def sha256(path: str) -> str:
-  with open(path, "rb") as f:
-    return hashlib.sha256(f.read()).hexdigest()
 
 
 def settings_of(cfg) -> dict:
@@ -125,7 +120,7 @@ def read(path: str) -> tuple[dict, dict]:
     raise ConfigError(f"{meta_path}: format {meta.get('format')!r}; this jaxbert reads format "
                       f"{FORMAT}: fine-tune it again with this version")
   tokenizer_path = os.path.join(path, "tokenizer.json")
-  if not os.path.isfile(tokenizer_path) or sha256(tokenizer_path) != meta["tokenizer_sha256"]:
+  if not os.path.isfile(tokenizer_path) or files.sha256(tokenizer_path) != meta["tokenizer_sha256"]:
     raise ConfigError(f"{tokenizer_path} is missing or is not the tokenizer {path} was "
                       "fine-tuned with (its sha256 differs from classifier.json's); restore the "
                       "file or fine-tune again")

@@ -7,6 +7,8 @@ past its checkpoint step, so the file never holds two records of one step from d
 import json
 import os
 
+from jaxbert import files
+
 from . import events
 
 
@@ -32,9 +34,7 @@ def drop_after(workdir: str, step: int):
   kept = [r for r in records if r["step"] <= step]
   if len(kept) == len(records):
     return
-  with open(_path(workdir) + ".tmp", "w") as f:
-    f.writelines(json.dumps(r) + "\n" for r in kept)
-  os.replace(_path(workdir) + ".tmp", _path(workdir))
+  files.write_text(_path(workdir), "".join(json.dumps(r) + "\n" for r in kept))
 
 
 class Records:

@@ -7,16 +7,12 @@ workdir at any time: `python run.py --mode=report --workdir=DIR`. Training makes
 import json
 import os
 
+from jaxbert import files, plots
 from jaxbert import workdir as workdir_lib
 from jaxbert.workdir import metrics as metrics_log
 
 
 def _plot(records: list[dict], path: str):
-  import matplotlib  # imported late: a second or more, and only this needs it
-
-  matplotlib.use("Agg")  # files only: no display, whatever the machine has
-  from matplotlib import pyplot as plt
-
   train = [r for r in records if r["kind"] == "train"]
   # Held-out points carry their own budget time and tokens; older records (and --mode=evaluate's)
   # only a step, placed by the train line of that step.
@@ -26,24 +22,21 @@ def _plot(records: list[dict], path: str):
   evals = [e for e in evals if "elapsed_s" in e and "tokens" in e]
   minutes = [r["elapsed_s"] / 60 for r in train]
   tokens = [r["tokens"] / 1e6 for r in train]
-  fig, axes = plt.subplots(2, 3, figsize=(14, 7), constrained_layout=True)
-  for row, (xs, key, scale, label) in enumerate(((minutes, "elapsed_s", 60, "minutes of budget"),
-                                                 (tokens, "tokens", 1e6, "tokens seen (M)"))):
-    loss, lr, speed = axes[row]
-    loss.plot(xs, [r["loss"] for r in train], lw=1, label="train (predicted positions)")
-    if evals:
-      loss.plot([e[key] / scale for e in evals], [e["mlm_loss"] for e in evals], "o-", ms=4,
-                label="held-out")
-      loss.axhline(evals[-1]["unigram_loss"], color="gray", ls=":", label="unigram baseline")
-    loss.set(xlabel=label, ylabel="MLM loss")
-    loss.legend(fontsize=8)
-    lr.plot(xs, [r["lr"] for r in train], lw=1)
-    lr.set(xlabel=label, ylabel="learning rate")
-    speed.plot(xs, [r["tokens_per_s"] / 1e3 for r in train], lw=1)
-    speed.set(xlabel=label, ylabel="thousand tokens/s")
-  fig.savefig(path + ".tmp.png", dpi=80)
-  plt.close(fig)
-  os.replace(path + ".tmp.png", path)
+  with plots.figure(path, 2, 3, figsize=(14, 7)) as (fig, axes):
+    for row, (xs, key, scale, label) in enumerate(((minutes, "elapsed_s", 60, "minutes of budget"),
+                                                   (tokens, "tokens", 1e6, "tokens seen (M)"))):
+      loss, lr, speed = axes[row]
+      loss.plot(xs, [r["loss"] for r in train], lw=1, label="train (predicted positions)")
+      if evals:
+        loss.plot([e[key] / scale for e in evals], [e["mlm_loss"] for e in evals], "o-", ms=4,
+                  label="held-out")
+        loss.axhline(evals[-1]["unigram_loss"], color="gray", ls=":", label="unigram baseline")
+      loss.set(xlabel=label, ylabel="MLM loss")
+      loss.legend(fontsize=8)
+      lr.plot(xs, [r["lr"] for r in train], lw=1)
+      lr.set(xlabel=label, ylabel="learning rate")
+      speed.plot(xs, [r["tokens_per_s"] / 1e3 for r in train], lw=1)
+      speed.set(xlabel=label, ylabel="thousand tokens/s")
 
 
 def _hours(h: float) -> str:
@@ -123,7 +116,5 @@ def write(workdir: str) -> str:
     _plot(records, os.path.join(workdir, "curves.png"))
   text = markdown(config, records, finetune)
   path = os.path.join(workdir, "report.md")
-  with open(path + ".tmp", "w") as f:
-    f.write(text)
-  os.replace(path + ".tmp", path)
+  files.write_text(path, text)
   return path

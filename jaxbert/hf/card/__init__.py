@@ -18,6 +18,8 @@ corpus's language come from the SOURCES.md files shipped beside the data.
 import json
 import os
 
+from jaxbert import files
+
 from .records import classifier_workdir, finetune_rows, read_records, start_record, where
 from .sections import (classifier_use, count, earlier, encoder_use, limits_section,
                        model_section, pretraining_sections, scores_section, task_section)
@@ -117,7 +119,5 @@ def classifier(directory: str, out: str, meta: dict, num_params: int) -> str:
 def write(out: str, text: str) -> str:
   """Writes OUT/README.md aside and renames it, so no half card is ever under the name."""
   path = os.path.join(out, "README.md")
-  with open(path + ".tmp", "w", encoding="utf-8") as f:
-    f.write(text)
-  os.replace(path + ".tmp", path)
+  files.write_text(path, text)
   return path

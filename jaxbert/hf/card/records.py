@@ -3,6 +3,8 @@ workdir a saved classifier was fine-tuned in."""
 
 import os
 
+from jaxbert import files
+
 
 def read_records(workdir: str | None) -> tuple[dict, list[dict]]:
   """(config.json, metrics.jsonl's records) of a workdir; ({}, []) where there is none or it holds
@@ -18,14 +20,12 @@ def read_records(workdir: str | None) -> tuple[dict, list[dict]]:
 def classifier_workdir(directory: str, meta: dict) -> str | None:
   """The workdir a saved classifier lies in (WORKDIR/classifiers/NAME), if it is the one that
   made it: its tokenizer is the one the classifier was fine-tuned with."""
-  from jaxbert.tasks import saved
-
   parent = os.path.dirname(os.path.abspath(directory))
   workdir = os.path.dirname(parent)
   tokenizer = os.path.join(workdir, "tokenizer.json")
   if os.path.basename(parent) != "classifiers" or not os.path.isfile(tokenizer):
     return None
-  return workdir if saved.sha256(tokenizer) == meta.get("tokenizer_sha256") else None
+  return workdir if files.sha256(tokenizer) == meta.get("tokenizer_sha256") else None
 
 
 def start_record(records: list[dict]) -> dict:

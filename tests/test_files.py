@@ -1,0 +1,56 @@
+"""Results are written aside and renamed: a crash mid-write leaves the file that was there."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from jaxbert import files
+
+
+def test_a_killed_writer_leaves_the_old_file(tmp_path):
+  path = tmp_path / "glue.json"
+  files.write_json(str(path), {"average": 0.5})
+  # A process killed outright (no except, no finally) half way through its new content.
+  code = ("import os, signal, sys\nfrom jaxbert import files\n"
+          "with files.opened(sys.argv[1]) as f:\n"
+          "  f.write('{\"average\": 0.')\n  f.flush()\n  os.kill(os.getpid(), signal.SIGKILL)\n")
+  done = subprocess.run([sys.executable, "-c", code, str(path)])
+  assert done.returncode == -signal.SIGKILL
+  assert path.read_text() == '{\n  "average": 0.5\n}\n'
+  files.write_json(str(path), {"average": 0.75})  # the next write is not blocked by the debris
+  assert path.read_text() == '{\n  "average": 0.75\n}\n'
+
+
+def test_an_error_mid_write_leaves_the_old_file_and_no_temporary(tmp_path):
+  path = tmp_path / "report.md"
+  files.write_text(str(path), "old\n")
+  with pytest.raises(RuntimeError), files.opened(str(path)) as f:
+    f.write("new, half")
+    raise RuntimeError("disk full")
+  assert path.read_text() == "old\n"
+  assert os.listdir(tmp_path) == ["report.md"]
+
+
+def test_a_new_file_appears_whole_with_the_mode_open_would_give(tmp_path):
+  path = tmp_path / "curves.png"
+  with files.replacing(str(path)) as tmp:
+    assert tmp.endswith(".png") and os.path.dirname(tmp) == str(tmp_path)  # savefig reads it
+    assert not path.exists()
+    with open(tmp, "wb") as f:
+      f.write(b"\x89PNG")
+  assert path.read_bytes() == b"\x89PNG" and os.listdir(tmp_path) == ["curves.png"]
+  umask = os.umask(0)
+  os.umask(umask)
+  assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_sha256_and_same_bytes(tmp_path):
+  a, b = tmp_path / "a", tmp_path / "b"
+  a.write_bytes(b"abc")
+  b.write_bytes(b"abd")
+  assert files.sha256(str(a)) == (
+      "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")  # FIPS 180-2's "abc"
+  assert files.same_bytes(str(a), str(a)) and not files.same_bytes(str(a), str(b))
