@@ -13,7 +13,11 @@ Times, in one run and on the same texts (the shipped sentiment task's dev snippe
   its export in PyTorch on the CPU, at batch sizes 1 (the pipeline's default) and 64.
 The figures are medians over --repeats; the ratio is jaxbert's original-arch texts/s over the
 pipeline's best. One JSON object goes to stdout. --shapes times the forward pass alone per batch
-shape instead (the choice of loaded.TOKENS_PER_BATCH).
+shape instead (the choice of loaded.TOKENS_PER_BATCH). --profile says where predict's time goes,
+for both classifiers: reading the file, tokenizing, batching, the model (each batch waited for),
+the answers (softmax, labels) and writing the JSON lines, in seconds per stage; and the tokens
+the model computed (padding included) against the pipeline's at batch 64, which pads each batch
+of 64 texts in input order to its longest.
 """
 import json
 import os
@@ -31,6 +35,8 @@ flags.DEFINE_integer("texts", 20000, "Texts to classify per repeat.")
 flags.DEFINE_integer("repeats", 3, "Timed repeats of each system; the median is reported.")
 flags.DEFINE_bool("shapes", False, "Instead: the forward pass's tokens/s per batch shape (rows x "
                   "length), for the classifier's arch and the original arch.")
+flags.DEFINE_bool("profile", False, "Instead: seconds per stage of predict, and tokens computed "
+                  "against the pipeline's.")
 flags.DEFINE_integer("threads", 0, "torch threads (0: as many as jax's CPU devices' cores).")
 FLAGS = flags.FLAGS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,8 +49,9 @@ def _texts(n: int) -> list[str]:
   return [dev[i % len(dev)] for i in range(n)]
 
 
-def _timed(fn, repeats: int) -> float:
-  fn()  # warm: compiles every shape it meets
+def _timed(fn, repeats: int, warm: bool = True) -> float:
+  if warm:
+    fn()  # compiles every shape it meets
   times = []
   for _ in range(repeats):
     t0 = time.perf_counter()
@@ -110,6 +117,84 @@ def _shapes(clf) -> dict:
   return out
 
 
+def _torch_seconds(model, batches, repeats: int) -> float:
+  """Seconds of a transformers model's forward pass over (tokens, mask) batches, median."""
+  import torch
+
+  def forward():
+    with torch.inference_mode():
+      for tokens, mask in batches:
+        model(input_ids=torch.from_numpy(tokens).long(), attention_mask=torch.from_numpy(mask))
+  return _timed(forward, repeats)
+
+
+def _profile(clf, source: str, sink: str, repeats: int, torch_model=None) -> dict:
+  """Seconds per stage of write_predictions(clf, source, sink), medians over `repeats`; with
+  `torch_model` (clf exported to transformers), its forward pass over the same batches and over
+  the pipeline's."""
+  import numpy as np
+
+  from jaxbert.inference import commands, inputs, loaded
+  from jaxbert.tasks import classifier as classifier_lib
+
+  runner = clf._runner
+  texts = [r.text_a for r in inputs.rows(source)]
+  stats = dict(model_s=0.0, padded_tokens=0, batches=0)
+  shapes = []  # the batches of one run, as the model got them
+
+  def waited(params, tokens, mask):  # the model alone: each batch waited for
+    t0 = time.perf_counter()
+    out = runner._outputs(params, tokens, mask).block_until_ready()
+    stats["model_s"] += time.perf_counter() - t0
+    if len(shapes) < stats["batches"] + 1:
+      shapes.append((np.asarray(tokens), np.asarray(mask)))
+    stats["padded_tokens"] += tokens.size
+    stats["batches"] += 1
+    return out
+
+  def chunks(fn):
+    return lambda: [fn(texts[s:s + loaded.CHUNK]) for s in range(0, len(texts), loaded.CHUNK)]
+
+  stages = dict(
+      read=lambda: list(inputs.rows(source)),
+      tokenize=chunks(lambda t: classifier_lib.encode(clf.tokenizer, t, clf.max_len)),
+      runner=chunks(lambda t: runner._chunk(waited, t, None)),
+      outputs=lambda: clf.outputs(texts),
+      predict=lambda: clf.predict(texts),
+      whole=lambda: commands.write_predictions(clf, source, sink, overwrite=True))
+  seconds = {}
+  for name, fn in stages.items():
+    fn()  # warm: compiles every shape it meets
+    stats.update(model_s=0.0, padded_tokens=0, batches=0)
+    seconds[name] = _timed(fn, repeats, warm=False)
+    if name == "runner":
+      model = {k: v / repeats for k, v in stats.items()}  # per run, compiling excluded
+  tokens, mask, _ = classifier_lib.encode(clf.tokenizer, texts, clf.max_len)
+  lengths = mask.sum(1)
+  pipeline = [(tokens[s:s + 64, :n], mask[s:s + 64, :n])  # input order, each to its longest
+              for s in range(0, len(texts), 64) for n in [lengths[s:s + 64].max()]]
+  pipeline_tokens = sum(t.size for t, _ in pipeline)
+  torch = {}
+  if torch_model is not None:
+    ours, theirs = (_torch_seconds(torch_model, b, repeats) for b in (shapes, pipeline))
+    torch = dict(torch_forward=dict(
+        jaxbert_batches_s=round(ours, 3), tokens_per_s=round(model["padded_tokens"] / ours),
+        pipeline_batches_s=round(theirs, 3)))
+  return dict(
+      seconds=dict(
+          read=round(seconds["read"], 3), tokenize=round(seconds["tokenize"], 3),
+          batching=round(seconds["runner"] - seconds["tokenize"] - model["model_s"], 3),
+          model=round(model["model_s"], 3),
+          outputs_call=round(seconds["outputs"] - seconds["runner"], 3),
+          answers=round(seconds["predict"] - seconds["outputs"], 3),
+          writing=round(seconds["whole"] - seconds["predict"] - seconds["read"], 3),
+          whole=round(seconds["whole"], 3)),
+      texts_per_s=round(len(texts) / seconds["whole"]),
+      tokens=dict(real=int(lengths.sum()), computed=int(model["padded_tokens"]),
+                  batches=int(model["batches"]), pipeline_batch_64=pipeline_tokens),
+      model_tokens_per_s=round(model["padded_tokens"] / model["model_s"]), **torch)
+
+
 def main(argv):
   del argv
   sys.path.insert(0, ROOT)
@@ -134,6 +219,16 @@ def main(argv):
     def jaxbert_predict(loaded):  # loaded and compiled once: start-up is timed apart
       return lambda: commands.write_predictions(loaded, source, sink, overwrite=True)
 
+    if FLAGS.profile:
+      twin = _original_twin(clf, tmp)
+      hf.export_classifier(twin, os.path.join(tmp, "hf"))
+      torch.set_num_threads(FLAGS.threads or os.cpu_count())
+      theirs = transformers.AutoModelForSequenceClassification.from_pretrained(
+          os.path.join(tmp, "hf"), local_files_only=True).eval()
+      print(json.dumps({clf.model.arch: _profile(clf, source, sink, FLAGS.repeats),
+                        "original": _profile(Classifier.load(twin), source, sink, FLAGS.repeats,
+                                             theirs)}, indent=2))
+      return
     result = dict(texts=len(texts), cpus=os.cpu_count(), classifier=clf.path,
                   dimensions={k: clf.meta["model"][k] for k in (
                       "num_layers", "hidden_size", "num_heads", "ffn_size", "vocab_size")})

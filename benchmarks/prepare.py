@@ -1,21 +1,25 @@
-"""Preprocessing and loader throughput: MB/s per core and peak RSS of a store build, tokens/s of
-the loader (masking included). Prints one JSON object.
+"""Preprocessing and loader throughput: MB/s per core, peak RSS and size on disk of a store
+build, tokens/s of the loader (masking included). Prints one JSON object.
 
-  python benchmarks/prepare.py --size_mb=100 --size_mb=1000
+  python benchmarks/prepare.py --size_mb=500 --size_mb=2000
 
 For each size, writes the embedded corpus repeated to about that many MB as .txt files under
---dir (kept and reused), builds a store from them with `run.py --mode=prepare` in a fresh cache
-(the child's peak RSS, workers included, is read from the kernel), then times the loader on it.
+--dir (kept and reused), each copy after the first varied (`varied`) so that no document repeats
+exactly and the tokenizer keeps meeting words it has not seen, as in a real corpus; builds a
+store from them with `run.py --mode=prepare` in a fresh cache (the child's peak RSS, workers
+included, is read from the kernel), then times the loader on it.
 """
 
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import time
+import zlib
 
 from absl import app, flags
 
@@ -26,11 +30,39 @@ flags.DEFINE_string("config", "configs/day.py", "config whose data settings are 
 flags.DEFINE_integer("loader_batches", 200, "batches of 256 rows timed per loader run")
 flags.DEFINE_integer("loader_repeats", 3, "loader runs; the median is reported")
 flags.DEFINE_integer("threads", 2, "loader threads")
+flags.DEFINE_bool("vary", True, "vary each copy of the corpus after the first (see `varied`); "
+                  "--novary repeats it exactly, so every chunk after the first copy is one the "
+                  "encoder has cached")
 FLAGS = flags.FLAGS
 
 
-def write_corpus(directory: str, size_mb: int) -> int:
-  """The embedded corpus (both splits), repeated into 16 MB-ish files until size_mb is reached."""
+def varied(documents: list[str], copy: int) -> list[str]:
+  """Copy number `copy` of the documents: the first as they are; in each later one, one word type
+  in 20 of four or more letters (drawn per copy) becomes a pseudo-word, its letters shifted
+  through the alphabet, and a document left unchanged gets the copy's number at its end. So no
+  document is an exact duplicate, and each copy brings the tokenizer words it has not seen."""
+  if copy == 0:
+    return documents
+  shift = 1 + (copy - 1) % 25
+  table = {}
+
+  def swap(m):
+    word = m.group()
+    if word not in table:
+      drawn = zlib.crc32(f"{copy} {word}".encode()) % 20 == 0
+      table[word] = ("".join(chr((ord(c) - 97 + shift) % 26 + 97) for c in word) if drawn
+                     else word)
+    return table[word]
+
+  out = []
+  for d in documents:
+    v = re.sub(r"\b[a-z]{4,}\b", swap, d)
+    out.append(v if v != d else f"{d} ({copy})")
+  return out
+
+
+def write_corpus(directory: str, size_mb: int, vary: bool = True) -> int:
+  """The embedded corpus (both splits), copied (varied) into ~16 MB files until size_mb."""
   from jaxbert.data import corpus
 
   done = os.path.join(directory, ".done")
@@ -38,9 +70,10 @@ def write_corpus(directory: str, size_mb: int) -> int:
     return int(open(done).read())
   shutil.rmtree(directory, ignore_errors=True)
   os.makedirs(directory)
-  block = "\n\n".join(r["text"] for n in corpus.FILES for r in corpus.records(n)).encode()
+  documents = [r["text"] for n in corpus.FILES for r in corpus.records(n)]
   total, i = 0, 0
   while total < size_mb * 1e6:
+    block = "\n\n".join(varied(documents, i) if vary else documents).encode()
     with open(os.path.join(directory, f"part-{i:04d}.txt"), "wb") as f:
       f.write(block)
     total, i = total + len(block), i + 1
@@ -63,7 +96,10 @@ def build(corpus_dir: str, cache: str) -> dict:
   path = proc.stdout.split()[2]
   with open(os.path.join(path, "manifest.json")) as f:
     manifest = json.load(f)
+  store_bytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, names in os.walk(path)
+                    for f in names)
   return dict(path=path, wall_s=round(wall, 1), manifest=manifest,
+              store_mb=round(store_bytes / 1e6, 1),
               peak_rss_mb=round(int(proc.stdout.split()[-1]) / 1024, 1))
 
 
@@ -89,10 +125,10 @@ def loader_tokens_per_s(path: str) -> dict:
 def main(_):
   sys.path.insert(0, ROOT)
   cores = multiprocessing.cpu_count()
-  results = {"cores": cores, "config": FLAGS.config, "sizes": []}
+  results = {"cores": cores, "config": FLAGS.config, "varied": FLAGS.vary, "sizes": []}
   for size in FLAGS.size_mb:
-    corpus_dir = os.path.join(FLAGS.dir, f"corpus-{size}mb")
-    nbytes = write_corpus(corpus_dir, size)
+    corpus_dir = os.path.join(FLAGS.dir, f"corpus-{size}mb" + ("" if FLAGS.vary else "-exact"))
+    nbytes = write_corpus(corpus_dir, size, FLAGS.vary)
     b = build(corpus_dir, os.path.join(FLAGS.dir, f"cache-{size}mb"))
     m = b["manifest"]
     results["sizes"].append(dict(
@@ -100,6 +136,7 @@ def main(_):
         mb_per_s=round(nbytes / 1e6 / b["wall_s"], 2),
         mb_per_s_per_core=round(nbytes / 1e6 / b["wall_s"] / cores, 2),
         peak_rss_mb=b["peak_rss_mb"], main_process_peak_rss_mb=m["peak_rss_mb"],
+        store_mb=b["store_mb"],
         stage_seconds=m["stage_seconds"], workers=m["workers"],
         train_rows=m["counts"]["train"]["rows"], tokens=m["counts"]["train"]["tokens"],
         loader=loader_tokens_per_s(b["path"])))

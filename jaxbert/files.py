@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 
 # mkstemp makes its file private (0600); a result is an ordinary file, so it gets the mode open()
@@ -45,6 +46,32 @@ def opened(path: str, binary: bool = False):
       yield f
       f.flush()
       os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def replacing_dir(path: str):
+  """Yields a new hidden directory beside PATH to fill; when the block ends without an error it
+  becomes PATH (what was there is set aside first, then removed), otherwise it is removed. A
+  crash leaves the old directory, or none, never a mix of the two."""
+  if os.path.lexists(path) and not os.path.isdir(path):
+    raise FileExistsError(f"{path} is a file, not a directory; give another path")
+  parent = os.path.dirname(os.path.abspath(path))
+  os.makedirs(parent, exist_ok=True)
+  name = os.path.basename(os.path.abspath(path))
+  staging = tempfile.mkdtemp(prefix=f".{name}.", dir=parent)
+  try:
+    os.chmod(staging, 0o777 & ~_UMASK)  # mkdtemp's 0700 would hide it from the user's group
+    yield staging
+    old = None
+    if os.path.lexists(path):
+      old = tempfile.mkdtemp(prefix=f".{name}.old.", dir=parent)
+      os.replace(path, os.path.join(old, name))
+    os.replace(staging, path)
+    if old:
+      shutil.rmtree(old)
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)
+    raise
 
 
 def write_text(path: str, text: str):

@@ -54,3 +54,25 @@ def test_sha256_and_same_bytes(tmp_path):
   assert files.sha256(str(a)) == (
       "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")  # FIPS 180-2's "abc"
   assert files.same_bytes(str(a), str(a)) and not files.same_bytes(str(a), str(b))
+
+
+def test_a_directory_is_replaced_whole_or_not_at_all(tmp_path):
+  path = tmp_path / "export"
+  with files.replacing_dir(str(path)) as staging:
+    (tmp_path / staging / "config.json").write_text("old")
+    (tmp_path / staging / "stale.py").write_text("old")
+    assert not path.exists()
+  assert sorted(os.listdir(path)) == ["config.json", "stale.py"]
+  with pytest.raises(RuntimeError), files.replacing_dir(str(path)) as staging:
+    (tmp_path / staging / "config.json").write_text("new, half")
+    raise RuntimeError("disk full")
+  assert (path / "config.json").read_text() == "old" and os.listdir(tmp_path) == ["export"]
+  with files.replacing_dir(str(path)) as staging:
+    (tmp_path / staging / "config.json").write_text("new")
+  assert os.listdir(path) == ["config.json"] and (path / "config.json").read_text() == "new"
+  assert os.listdir(tmp_path) == ["export"]  # nothing set aside is left behind
+  (tmp_path / "a_file").write_text("mine")
+  with pytest.raises(FileExistsError, match="a_file is a file"):
+    with files.replacing_dir(str(tmp_path / "a_file")):
+      pass
+  assert (tmp_path / "a_file").read_text() == "mine"

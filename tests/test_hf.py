@@ -408,6 +408,30 @@ def test_export_refuses_a_directory_of_other_files(tmp_path):
   assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def test_an_export_is_replaced_whole_and_a_failed_one_leaves_the_last(tmp_path, monkeypatch):
+  from jaxbert.hf import writing
+  tok = _tiny_tokenizer(tmp_path)
+  config = ModelConfig(arch="crammed", vocab_size=tok.get_vocab_size(), num_layers=1,
+                       hidden_size=16, num_heads=2, ffn_size=32, max_len=24)
+  params = MaskedLM(config).init(jax.random.key(0), jnp.zeros((1, 24), jnp.int32))["params"]
+  out = tmp_path / "out"
+  hf.export_params(config, params, tok, str(out))
+  (out / "modeling_jaxbert_crammed.py").write_text("# an edit the next export must not keep\n")
+  before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+  def disk_full(*args):
+    raise OSError("No space left on device")
+  monkeypatch.setattr(writing, "_tokenizer_files", disk_full)  # fails after the weights
+  with pytest.raises(OSError, match="No space"):
+    hf.export_params(config, params, tok, str(out))
+  assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "tokenizer.json"]  # no debris
+  monkeypatch.undo()
+  hf.export_params(config, params, tok, str(out))  # an export of ours is replaced, whole
+  assert set(p.name for p in out.iterdir()) == set(before)
+  assert "an edit" not in (out / "modeling_jaxbert_crammed.py").read_text()
+
+
 @pytest.mark.slow
 @needs_torch
 def test_an_imported_pooler_starts_cls_fine_tuning_as_transformers_pools(hf_dir, tmp_path):

@@ -3,8 +3,6 @@ of one (see the package's docstring for how the layouts map)."""
 
 import json
 import os
-import shutil
-import tempfile
 from typing import NamedTuple
 
 import jax
@@ -15,6 +13,7 @@ import safetensors.numpy
 from tokenizers import Tokenizer
 
 from jaxbert import config as config_lib
+from jaxbert import files
 from jaxbert.config import ConfigError
 from jaxbert.data import tokenizer as tokenizer_lib
 from jaxbert.model import ModelConfig, count_params
@@ -258,11 +257,7 @@ def import_workdir(directory: str, workdir: str, config) -> str:
   train_state = state.TrainState(step=jax.numpy.zeros((), jax.numpy.int32), params=params,
                                  opt_state=tx.init(params))
 
-  parent = os.path.dirname(os.path.abspath(workdir))
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(workdir))}.import-",
-                         dir=parent)
-  try:
+  with files.replacing_dir(workdir) as tmp:  # empty or absent, checked above
     if imported.pooler is not None:
       safetensors.numpy.save_file(imported.pooler, os.path.join(tmp, workdir_lib.POOLER_FILE))
     imported.tokenizer.save(os.path.join(tmp, "tokenizer.json"))
@@ -272,11 +267,6 @@ def import_workdir(directory: str, workdir: str, config) -> str:
                                        "config": config.to_dict(),
                                        "imported_from": os.path.abspath(directory)})
       ckpts.wait()
-    if os.path.isdir(workdir):
-      os.rmdir(workdir)  # empty, checked above; a file there makes the rename fail instead
-    os.rename(tmp, workdir)
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
   n = count_params(params)
   return (f"imported {directory} ({m.arch} arch, {m.num_layers} layers, width {m.hidden_size}, "
           f"{n / 1e6:.1f}M params, vocabulary {m.vocab_size}) into {workdir} as checkpoint step 0")

@@ -27,8 +27,8 @@ def write_safetensors(path: str, tensors: dict[str, np.ndarray], metadata: dict 
 
 def crammed_tensors(config: ModelConfig, flat: dict) -> dict:
   """jaxbert's crammed params under remote/modeling_jaxbert_crammed.py's names."""
-  return {f"jaxbert.{t}": (flat[path].T if transpose else flat[path])
-          for t, path, transpose in crammed_map(config.num_layers)}
+  return _named(((f"jaxbert.{t}", path, transpose)
+                 for t, path, transpose in crammed_map(config.num_layers)), flat)
 
 
 def crammed_config(config: ModelConfig, architecture: str) -> dict:
@@ -108,10 +108,17 @@ def _named(rows, flat: dict) -> dict:
 
 def export_params(config: ModelConfig, params, tok: Tokenizer, out: str, *,
                   lowercase: bool = True, pooler: dict | None = None):
-  """Writes params of `config` and the tokenizer to `out` (created) as described up top; with
-  `pooler` (an imported BERT's, original arch), its pooler too, which BertForMaskedLM skips and
-  BertModel and BertForSequenceClassification load, as from the checkpoint it came from."""
-  os.makedirs(out, exist_ok=True)
+  """Writes params of `config` and the tokenizer to `out` (new, empty or an earlier export,
+  which it replaces whole) as described up top; with `pooler` (an imported BERT's, original arch),
+  its pooler too, which BertForMaskedLM skips and BertModel and BertForSequenceClassification
+  load, as from the checkpoint it came from."""
+  _check_empty(out)
+  with files.replacing_dir(out) as staging:
+    _encoder_files(config, params, tok, staging, lowercase, pooler)
+
+
+def _encoder_files(config: ModelConfig, params, tok: Tokenizer, out: str, lowercase: bool,
+                   pooler: dict | None):
   flat = {k: np.asarray(v, np.float32) for k, v in flatten(params).items()}
   if config.arch == "crammed":
     write_safetensors(os.path.join(out, "model.safetensors"), crammed_tensors(config, flat),
@@ -143,9 +150,11 @@ def export(workdir: str, out: str, step: int | None = None) -> str:
   model_config = saved.model
   _check_empty(out)
   pooler = workdir_lib.pooler(workdir) if model_config.arch == "original" else None
-  export_params(model_config, saved.params, Tokenizer.from_file(tok_path), out,
-                lowercase=saved.config.data.lowercase, pooler=pooler)
-  card.write(out, card.encoder(workdir, out, saved.step, saved.meta, count_params(saved.params)))
+  with files.replacing_dir(out) as staging:  # a failed export leaves the old one, or none
+    _encoder_files(model_config, saved.params, Tokenizer.from_file(tok_path), staging,
+                   saved.config.data.lowercase, pooler)
+    card.write(staging, card.encoder(workdir, staging, saved.step, saved.meta,
+                                     count_params(saved.params)))
   loads = ("transformers' BertForMaskedLM and AutoTokenizer" if model_config.arch == "original"
            else "transformers' AutoModelForMaskedLM, AutoModel or "
            "AutoModelForSequenceClassification with trust_remote_code=True (the modeling code "
@@ -164,7 +173,14 @@ def export_classifier(directory: str, out: str) -> str:
                       "the [CLS] position through its pooler: fine-tune with "
                       "--config.finetune.pooling=first to export")
   _check_empty(out)
-  os.makedirs(out, exist_ok=True)
+  with files.replacing_dir(out) as staging:  # a failed export leaves the old one, or none
+    _classifier_files(directory, staging, config, meta, params)
+  remote = ", trust_remote_code=True" if config.arch == "crammed" else ""
+  return (f"exported the classifier {directory} to {out}; load it with transformers' "
+          f"AutoModelForSequenceClassification and AutoTokenizer (from_pretrained(DIR{remote}))")
+
+
+def _classifier_files(directory: str, out: str, config: ModelConfig, meta: dict, params):
   flat = {k: np.asarray(v, np.float32) for k, v in flatten(params).items()}
   if config.arch == "crammed":
     tensors = {**crammed_tensors(config, flat), "head.weight": flat["head/kernel"].T,
@@ -191,9 +207,6 @@ def export_classifier(directory: str, out: str) -> str:
   _tokenizer_files(Tokenizer.from_file(os.path.join(directory, "tokenizer.json")), out,
                    meta.get("lowercase", True), meta["max_len"])
   card.write(out, card.classifier(directory, out, meta, count_params(params)))
-  remote = ", trust_remote_code=True" if config.arch == "crammed" else ""
-  return (f"exported the classifier {directory} to {out}; load it with transformers' "
-          f"AutoModelForSequenceClassification and AutoTokenizer (from_pretrained(DIR{remote}))")
 
 
 def _check_empty(out: str):

@@ -16,7 +16,6 @@ import dataclasses
 import json
 import os
 import shutil
-import tempfile
 
 import numpy as np
 import safetensors.numpy
@@ -84,11 +83,7 @@ def check_replace(workdir: str, name: str, meta: dict, overwrite: bool):
 
 def write(path: str, params, meta: dict, tokenizer_path: str, dev_outputs: dict):
   """Saves a classifier directory at `path`, replacing what is there (check_replace first)."""
-  parent = os.path.dirname(os.path.abspath(path))
-  os.makedirs(parent, exist_ok=True)
-  staging = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", dir=parent)
-  try:
-    os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide it from the user's group
+  with files.replacing_dir(path) as staging:
     flat = {k: np.asarray(v, np.float32, order="C")
             for k, v in traverse_util.flatten_dict(params, sep="/").items()}
     safetensors.numpy.save_file(flat, os.path.join(staging, "params.safetensors"))
@@ -97,16 +92,6 @@ def write(path: str, params, meta: dict, tokenizer_path: str, dev_outputs: dict)
     with open(os.path.join(staging, "classifier.json"), "w") as f:
       json.dump({"format": FORMAT, **meta}, f, indent=2)
       f.write("\n")
-    old = None
-    if os.path.exists(path):  # set aside, then removed once the new one is in place
-      old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old.", dir=parent)
-      os.replace(path, os.path.join(old, "c"))
-    os.replace(staging, path)
-    if old:
-      shutil.rmtree(old)
-  except BaseException:
-    shutil.rmtree(staging, ignore_errors=True)
-    raise
 
 
 def read(path: str) -> tuple[dict, dict]:
