@@ -62,13 +62,23 @@ def replacing_dir(path: str):
   try:
     os.chmod(staging, 0o777 & ~_UMASK)  # mkdtemp's 0700 would hide it from the user's group
     yield staging
-    old = None
-    if os.path.lexists(path):
-      old = tempfile.mkdtemp(prefix=f".{name}.old.", dir=parent)
-      os.replace(path, os.path.join(old, name))
-    os.replace(staging, path)
-    if old:
-      shutil.rmtree(old)
+    if not os.path.lexists(path):
+      os.replace(staging, path)
+      return
+    old = tempfile.mkdtemp(prefix=f".{name}.old.", dir=parent)
+    aside = os.path.join(old, name)
+    try:
+      os.replace(path, aside)
+    except BaseException:
+      os.rmdir(old)
+      raise
+    try:
+      os.replace(staging, path)
+    except BaseException:
+      os.replace(aside, path)  # the old one back under its name
+      os.rmdir(old)
+      raise
+    shutil.rmtree(old)
   except BaseException:
     shutil.rmtree(staging, ignore_errors=True)
     raise

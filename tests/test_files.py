@@ -76,3 +76,20 @@ def test_a_directory_is_replaced_whole_or_not_at_all(tmp_path):
     with files.replacing_dir(str(tmp_path / "a_file")):
       pass
   assert (tmp_path / "a_file").read_text() == "mine"
+
+
+def test_a_failed_swap_puts_the_old_directory_back(tmp_path, monkeypatch):
+  path = tmp_path / "classifier"
+  path.mkdir()
+  (path / "params.safetensors").write_text("old")
+  replace = os.replace
+
+  def refusing(src, dst):  # the rename of the new directory into place fails
+    if os.path.basename(str(src)).startswith(".classifier.") and dst == str(path):
+      raise OSError("Read-only file system")
+    replace(src, dst)
+  monkeypatch.setattr(os, "replace", refusing)
+  with pytest.raises(OSError, match="Read-only"), files.replacing_dir(str(path)) as staging:
+    (tmp_path / staging / "params.safetensors").write_text("new")
+  assert (path / "params.safetensors").read_text() == "old"
+  assert os.listdir(tmp_path) == ["classifier"]  # neither the new one nor the set-aside left
