@@ -172,12 +172,13 @@ def curves(args, arms, budget_min, speed) -> dict:
 
 
 def _finished(workdir: str, stop: int | None) -> bool:
-  """Whether the run has ended with its final evaluation (at step `stop`, when given)."""
+  """Whether the run has ended with its final evaluation (at step `stop` or later, when given:
+  a run taken further before is kept, not wound back)."""
   if not os.path.exists(workdir + ".log"):
     return False
   with open(workdir + ".log") as f:
     ended = "held-out MLM on" in f.read()  # the final evaluation's heading
-  return ended and (stop is None or any(r["kind"] == "eval" and r["step"] == stop
+  return ended and (stop is None or any(r["kind"] == "eval" and r["step"] >= stop
                                         for r in records(workdir)))
 
 

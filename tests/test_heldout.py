@@ -95,7 +95,7 @@ def test_minute_marks_survive_resume():
   assert [s for s in range(1, 16) if points.due(s, 1e9)] == [5, 10, 15]
 
 
-def test_speedrun_harness_end_to_end(tmp_path):
+def test_speedrun_harness_end_to_end(tmp_path, capsys):
   from benchmarks import speedrun
 
   out = str(tmp_path / "speedrun")
@@ -124,6 +124,11 @@ def test_speedrun_harness_end_to_end(tmp_path):
   # Rerun: every run is found done, nothing trains again.
   again = speedrun.main(args)
   assert again["summary"] == result["summary"]
+  # Asked for a shorter part (a second seed's first half, say), runs taken further are kept,
+  # not started again.
+  capsys.readouterr()
+  speedrun.main(args + ["--stop_fraction=0.3"])
+  assert capsys.readouterr().out.count("done before, kept") == 2
   # A call with fewer arms keeps the table of both aside instead of overwriting it.
   speedrun.main([a for a in args if not a.startswith("--arm=lr")])
   with open(os.path.join(out, "speedrun.1.json")) as f:
