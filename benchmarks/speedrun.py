@@ -155,13 +155,18 @@ def curves(args, arms, budget_min, speed) -> dict:
       running.append((run(args, arm, workdir, seed, extra, free), workdir, free))
   while running:
     running = _reap(running)
-  for arm, seed, workdir, _, _ in jobs:
-    recs = records(workdir)
+  for arm, seed, workdir, _, stop in jobs:
+    # A run taken further before is read to the part asked for, so every arm's figures come
+    # from the same steps.
+    recs = [r for r in records(workdir) if stop is None or r["step"] <= stop]
     sps = speed[arm["name"]]["steps_per_s"] if speed else None
     minutes = (lambda r: r["step"] / sps / 60) if args.mode == "steps" else \
               (lambda r: r["elapsed_s"] / 60)
     evals = [r for r in recs if r["kind"] == "eval"]
     train = [r for r in recs if r["kind"] == "train"]
+    if not evals:
+      raise SystemExit(f"{workdir}: no held-out point by step {stop}; ask for a larger "
+                       "--stop_fraction")
     out.setdefault(arm["name"], []).append({
         "seed": seed, "workdir": os.path.relpath(workdir, args.out),
         "heldout": [(minutes(r), r["tokens"], r["step"], r["mlm_loss"]) for r in evals],

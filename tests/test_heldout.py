@@ -127,8 +127,11 @@ def test_speedrun_harness_end_to_end(tmp_path, capsys):
   # Asked for a shorter part (a second seed's first half, say), runs taken further are kept,
   # not started again.
   capsys.readouterr()
-  speedrun.main(args + ["--stop_fraction=0.3"])
+  part = speedrun.main(args + ["--stop_fraction=0.6"])
   assert capsys.readouterr().out.count("done before, kept") == 2
+  for name in ("base", "lr"):  # and read to that part: the figures compare the same steps
+    (run,) = part["runs"][name]
+    assert 0 < run["steps"] <= round(steps * 0.6) and run["heldout"][-1][2] == run["steps"]
   # A call with fewer arms keeps the table of both aside instead of overwriting it.
   speedrun.main([a for a in args if not a.startswith("--arm=lr")])
   with open(os.path.join(out, "speedrun.1.json")) as f:
